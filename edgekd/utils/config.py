@@ -1,0 +1,49 @@
+"""TOML run configs: a file gives defaults, command-line flags override them."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from edgekd.errors import EdgekdError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+def load_toml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise EdgekdError(f"config file not found: {path}", "check the path given to --config")
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except tomllib.TOMLDecodeError as exc:
+        raise EdgekdError(f"{path} is not valid TOML: {exc}", "fix the file or pass settings as flags") from None
+
+
+def to_toml(d: dict[str, Any]) -> str:
+    """Minimal TOML writer for flat/one-level-nested dicts of scalars and lists."""
+
+    def val(v: Any) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, (int, float)):
+            return repr(v)
+        if isinstance(v, (list, tuple)):
+            return "[" + ", ".join(val(x) for x in v) + "]"
+        if v is None:
+            return '""'
+        return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+    lines, tables = [], []
+    for k, v in d.items():
+        (tables if isinstance(v, dict) else lines).append((k, v))
+    out = [f"{k} = {val(v)}" for k, v in lines]
+    for k, t in tables:
+        out.append(f"\n[{k}]")
+        out += [f"{kk} = {val(vv)}" for kk, vv in t.items() if not isinstance(vv, dict)]
+    return "\n".join(out) + "\n"
