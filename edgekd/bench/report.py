@@ -134,7 +134,11 @@ def plot(run: BenchRun, path: str | Path, title: str | None = None) -> Path:
     fig, ax = plt.subplots(figsize=(8, 0.55 * len(ok) + 1.6))
     labels = [f"{r.label}\n{r.runtime}:{r.backend} · {r.threads} thr" for r in ok]
     data = [r.latencies_ms for r in ok][::-1]
-    ax.boxplot(data, vert=False, whis=1.5, showfliers=True, flierprops={"markersize": 2, "alpha": 0.4}, widths=0.6)
+    style = {"whis": 1.5, "showfliers": True, "flierprops": {"markersize": 2, "alpha": 0.4}, "widths": 0.6}
+    try:
+        ax.boxplot(data, orientation="horizontal", **style)
+    except TypeError:  # matplotlib < 3.10
+        ax.boxplot(data, vert=False, **style)
     ax.set_yticks(range(1, len(ok) + 1), labels[::-1], fontsize=7)
     ax.set_xscale("log")
     ax.set_xlabel(f"latency per call (ms, log scale), batch {run.settings['batch']}")
