@@ -31,9 +31,9 @@ def speedup(r: ModelResult, base: ModelResult | None) -> float | None:
 def _size(n: int | None) -> str:
     if n is None:
         return "—"
-    if n < 1024:
+    if n < 1000:
         return f"{n} B"
-    return f"{n / 2**20:.2f} MB" if n >= 2**20 else f"{n / 1024:.0f} kB"
+    return f"{n / 1e6:.2f} MB" if n >= 1e6 else f"{n / 1e3:.0f} kB"
 
 
 def _ms(v: float | None) -> str:
