@@ -274,6 +274,9 @@ def run_benchmark(
         if r.ok and r.latencies_ms:
             r.stats = summarize(r.latencies_ms, batch)
     warns = run_warnings(before, after, len(old_affinity or []) or os.cpu_count(), cfg["warn_above_c"])
+    usable = len(cpu_affinity() or []) or os.cpu_count() or 1
+    if max(thread_counts) > usable:
+        warns.append(f"{max(thread_counts)} threads on {usable} usable core(s): oversubscribed, so those rows measure waiting")
     return BenchRun(
         settings=settings,
         system=system,
