@@ -139,6 +139,97 @@ def train_teacher(
 # ──────────────────────────────── bench ─────────────────────────────────────
 
 
+def _csv_list(text: Optional[str]) -> Optional[list[str]]:
+    return [t.strip() for t in text.split(",") if t.strip()] if text else None
+
+
+def _int_list(text: Optional[str], option: str) -> Optional[list[int]]:
+    try:
+        return [int(t) for t in _csv_list(text)] if text else None
+    except ValueError:
+        raise EdgekdError(f"{option} takes comma-separated integers, got {text!r}") from None
+
+
+@app.command("bench")
+def bench(
+    models: List[Path] = typer.Argument(..., help="Model files (.onnx, .tflite, .pt) or export folders, compared in one run."),
+    device: Optional[str] = typer.Option(None, "--device", "-d", help="Device profile: raspberry-pi-4, raspberry-pi-5, jetson-orin-nano, jetson-nano, x86-workstation."),
+    profile: Optional[Path] = typer.Option(None, "--profile", help="A profile .toml instead of --device."),
+    threads: Optional[str] = typer.Option(None, "--threads", "-t", help="Intra-op threads; a list like 1,2 runs each model at each count; 'auto' = usable cores (max 4)."),
+    batch: Optional[int] = typer.Option(None, "--batch", "-b", help="Batch size (default 1, the edge case)."),
+    runs: Optional[int] = typer.Option(None, "--runs", "-n", help="Timed calls per model (default 100)."),
+    min_time: Optional[float] = typer.Option(None, "--min-time", help="Also time each model for at least this many seconds."),
+    warmup: Optional[int] = typer.Option(None, "--warmup", help="Untimed calls after the cold call (default 10)."),
+    block: Optional[int] = typer.Option(None, "--block", help="Models take turns in blocks of this many calls (default 10)."),
+    provider: Optional[str] = typer.Option(None, "--provider", help="ONNX Runtime providers in order, e.g. tensorrt,cuda,cpu (missing ones fall back, with a note)."),
+    delegate: Optional[str] = typer.Option(None, "--delegate", help="LiteRT: xnnpack (default), none, a delegate .so; xnnpack,none compares both."),
+    pin: Optional[str] = typer.Option(None, "--pin", help="Pin the process to these CPUs, e.g. 2,3 (Linux)."),
+    formats: Optional[str] = typer.Option(None, "--formats", help="Formats taken from an export folder, in order (default: all)."),
+    input_shape: Optional[str] = typer.Option(None, "--input-shape", help="Input shape when the model does not fix it, e.g. 1,3,32,32."),
+    no_card: bool = typer.Option(False, "--random-input", help="Ignore card.json samples; feed random input."),
+    seed: int = typer.Option(0, "--seed", help="Seed for the block order and random inputs."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write every setting, the system record and all latencies here."),
+    csv_out: Optional[Path] = typer.Option(None, "--csv", help="Write one row per model here."),
+    plot_out: Optional[Path] = typer.Option(None, "--plot", help="Write the latency distribution per model as a PNG (needs matplotlib)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the table."),
+):
+    """Latency of exported models on this device: several models in one interleaved run, no PyTorch needed.
+
+    Example: [b]edgekd bench export/student/ --device raspberry-pi-5 --threads 1,4 --plot bench.png[/b]
+    """
+    from rich.console import Console
+
+    from edgekd.bench import run_benchmark
+    from edgekd.bench import report
+
+    if device and profile:
+        raise EdgekdError("pass --device or --profile, not both")
+    console = Console(stderr=True)
+    run = run_benchmark(
+        models,
+        profile=str(profile) if profile else device,
+        threads=_csv_list(threads),
+        batch=batch,
+        runs=runs,
+        min_time_s=min_time,
+        warmup=warmup,
+        block=block,
+        providers=_csv_list(provider),
+        delegates=_csv_list(delegate),
+        pin_cpus=_int_list(pin, "--pin"),
+        formats=_csv_list(formats),
+        input_shape=input_shape,
+        use_card=not no_card,
+        seed=seed,
+        progress=None if quiet else (lambda msg: console.print(f"[dim]{msg}[/dim]")),
+    )
+    report.print_table(run, Console())
+    if json_out:
+        typer.echo(f"wrote {report.write_run_json(run, json_out)}", err=True)
+    if csv_out:
+        typer.echo(f"wrote {report.write_csv(run, csv_out)}", err=True)
+    if plot_out:
+        typer.echo(f"wrote {report.plot(run, plot_out)}", err=True)
+    if run.failed:
+        typer.secho(f"{len(run.failed)} of {len(run.results)} model(s) failed", err=True, fg="red")
+        raise typer.Exit(1)
+
+
+@app.command("bench-profiles")
+def bench_profiles():
+    """List the device profiles `edgekd bench --device NAME` knows, with their defaults and file."""
+    from edgekd.bench.profile import list_devices, load_profile
+
+    for name in list_devices():
+        prof = load_profile(name)
+        b, o, l = prof.get("bench", {}), prof.get("onnxruntime", {}), prof.get("litert", {})
+        typer.echo(
+            f"{name:18s} threads {b.get('threads')}  onnxruntime {o.get('providers')}  "
+            f"litert {l.get('delegate')}  ({prof['_path']})"
+        )
+
+
+
 # ──────────────────────────────── track ─────────────────────────────────────
 
 
