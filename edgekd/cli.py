@@ -136,6 +136,23 @@ def train_teacher(
 # ──────────────────────────────── export ────────────────────────────────────
 
 
+@app.command("export")
+def export_cmd(
+    student: Path = typer.Argument(..., help="student.pt written by `edgekd compress` (its run dir holds report.json)"),
+    formats: str = typer.Option("all", help="comma-separated: onnx, onnx-int8, tflite, tflite-int8 (or all)"),
+    export_dir: str = typer.Option("export", help="parent folder; files go to EXPORT_DIR/NAME/"),
+    name: Optional[str] = typer.Option(None, help="folder name (default from data, cf and method)"),
+    gate_pp: float = typer.Option(1.0, help="fail if an exported model loses more than this many points of test accuracy"),
+    calib_images: int = typer.Option(256, help="training images used to calibrate INT8 (never test images)"),
+    data: Optional[str] = typer.Option(None, help="override the data set recorded in report.json (e.g. a local path)"),
+):
+    """Export a student to ONNX / TFLite (fp32 + INT8), check each file's accuracy with its runtime, write the card."""
+    from edgekd.convert.pipeline import export_student
+
+    result = export_student(student, formats, export_dir, name, gate_pp, calib_images, data, log=typer.echo)
+    typer.echo(f"exported: {result['dir']} (card.md, card.json)")
+
+
 # ──────────────────────────────── bench ─────────────────────────────────────
 
 

@@ -174,7 +174,7 @@ def compress(cfg: CompressConfig, show_progress: bool = True, log=print) -> dict
         from edgekd.convert.pipeline import export_from_report
 
         t = time.perf_counter()
-        report["export"] = export_from_report(out, report, data, train_idx, cfg, log=log)
+        report["export"] = export_from_report(out, report, data, cfg, log=log, student=student)
         timings["export_s"] = round(time.perf_counter() - t, 2)
         timings["total_s"] = round(time.perf_counter() - t_start, 2)
         write_json(out / "report.json", report)
