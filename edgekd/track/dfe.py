@@ -34,8 +34,8 @@ class DFETracker:
         encoder,
         radius: int | None = None,
         max_refs: int = 4,
-        add_ref: float = 0.15,
-        lost: float = 0.8,
+        add_ref: float = 0.05,
+        lost: float = 0.25,
         top_k: int = 5,
         threads: int | None = None,
     ):

@@ -21,7 +21,8 @@ def method_specs(methods, encoders) -> list[tuple[str, str, dict]]:
         if m == "dfe":
             for e in encoders:
                 fmt = format_of_file(e)
-                specs.append((f"dfe[{fmt.name}/{fmt.runtime}]", "dfe", {"encoder": str(e), "threads": 1}))
+                p = Path(e)
+                specs.append((f"dfe {p.parent.name}/{p.name} ({fmt.runtime})", "dfe", {"encoder": str(e), "threads": 1}))
         else:
             specs.append((m, m, {}))
     return specs

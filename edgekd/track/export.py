@@ -169,3 +169,55 @@ def export_encoder(model_path, out_dir="export/dfe-encoder", data="../shared/dat
         parity[name] = float(np.abs(y - ref).max() / (np.abs(ref).max() + 1e-12))
     return {"files": {k: str(v) for k, v in files.items()}, "input": [None, 3, size, size], "radius": radius,
             "calibration_regions": len(calib), "max_rel_diff_vs_torch": parity}
+
+
+def write_card(out_dir, export_info: dict, train_meta: dict, tracking: dict | None = None) -> Path:
+    """card.json + card.md next to the exported files: what the encoder is, how it was made, how good."""
+    from edgekd.utils.io import atomic_write_bytes, sha256_file, write_json
+    from edgekd.utils.system import machine_record
+
+    out = Path(out_dir)
+    files = {}
+    for name, f in export_info["files"].items():
+        p = Path(f)
+        files[name] = {"file": p.name, "bytes": p.stat().st_size, "sha256": sha256_file(p)}
+    card = {
+        "model": "dfe-encoder",
+        "paper": "Deep Feature Encodings, arXiv 2405.04943",
+        "input": {"shape": export_info["input"], "dtype": "float32", "layout": "NCHW",
+                  "meaning": "CIELAB = OpenCV 8-bit Lab / 255, search region 31+2r with r = %d" % export_info["radius"]},
+        "output": {"shape": [None, 128, 2 * export_info["radius"] + 1, 2 * export_info["radius"] + 1],
+                   "meaning": "encoding of every 31×31 crop in the region (crop centre = region centre + (j−r, i−r))"},
+        "files": files,
+        "int8": {"calibration": f"{export_info['calibration_regions']} search regions around skin points of TRAINING-subject faces",
+                 "onnx": "onnxruntime quantize_static, QDQ, per-channel int8 weights, QUInt8 activations, MinMax",
+                 "tflite": "litert-torch PT2E, symmetric per-channel int8, MinMax observers; int8 input/output tensors"},
+        "max_rel_diff_vs_torch": export_info["max_rel_diff_vs_torch"],
+        "training": train_meta,
+        "tracking": tracking or {},
+        "machine": machine_record(),
+    }
+    write_json(out / "card.json", card)
+    lines = [
+        "# DFE encoder (deep feature encodings for skin-feature tracking)",
+        "",
+        f"Input: float32 NCHW {export_info['input']} — CIELAB (OpenCV 8-bit Lab / 255) search region of 31 + 2·{export_info['radius']} px. "
+        f"Output: (N, 128, {2 * export_info['radius'] + 1}, {2 * export_info['radius'] + 1}), the encoding of every 31×31 crop in the region.",
+        "Use: `edgekd track VIDEO --points x,y --encoder export/dfe-encoder/model.int8.onnx` or "
+        "`create_tracker('dfe', encoder=...)`. ONNX has a dynamic batch (all points in one call); TFLite has batch 1.",
+        "",
+        "| file | bytes | sha256 (first 16) | max |Δ| / max |y| vs torch (32 face regions) |",
+        "|---|---|---|---|",
+    ]
+    for name, f in files.items():
+        d = export_info["max_rel_diff_vs_torch"].get(name)
+        lines.append(f"| {f['file']} | {f['bytes']:,} | {f['sha256'][:16]} | {'reference' if d is None else f'{d:.4f}'} |")
+    lines += ["", "INT8: " + card["int8"]["calibration"] + ". ONNX: " + card["int8"]["onnx"] + ". TFLite: " + card["int8"]["tflite"] + ".",
+              "", "Training: " + ", ".join(f"{k}={v}" for k, v in train_meta.items()) + "."]
+    if tracking:
+        lines += ["", "Tracking error on the ground-truth sequences (see benchmarks/tracking.md):", "",
+                  "| file (runtime) | mean px | median px | p95 px | failure rate |", "|---|---|---|---|---|"]
+        for k, s in tracking.items():
+            lines.append(f"| {k} | {s['mean_px']:.3f} | {s['median_px']:.3f} | {s['p95_px']:.3f} | {s['failure_rate']:.3f} |")
+    atomic_write_bytes(out / "card.md", ("\n".join(lines) + "\n").encode())
+    return out / "card.md"
