@@ -49,11 +49,202 @@ def main() -> None:
 
 # ───────────────────────────── compression line ─────────────────────────────
 
+_COMPRESS_FLAGS = dict(
+    data=typer.Option(None, help="digits (bundled), cifar10 (download), a cifar-10-python.tar.gz, or an ImageFolder dir/.zip"),
+    teacher=typer.Option(None, help="teacher weights (.pt/.safetensors); default: train one into OUT/teacher.pt"),
+    cf=typer.Option(None, help="compression factor (teacher ÷ student parameters): 2.19, 4.12, 7.29, 12.04, …"),
+    method=typer.Option(None, help="student | any mix of kd, ig, at joined by + (e.g. kd+ig)"),
+    epochs=typer.Option(None, help="student epochs"),
+    teacher_epochs=typer.Option(None, help="teacher epochs (when training one)"),
+    ig_steps=typer.Option(None, help="Integrated-Gradients steps"),
+    train_subset=typer.Option(None, help="train on a stratified subset of this many images (0 = all)"),
+    lr=typer.Option(None, help="student learning rate"),
+    seed=typer.Option(None, help="random seed of the student run"),
+    out=typer.Option(None, help="run directory (checkpoints, IG cache, report.json)"),
+    device=typer.Option(None, help="auto | cpu | cuda"),
+    threads=typer.Option(None, help="CPU threads for torch (0 = default); 1 is fastest on a busy machine"),
+)
+
+
+def _collect(config: Optional[Path], preset: str, **flags):
+    from edgekd.distill.config import resolve_config
+    from edgekd.utils.config import load_toml
+
+    toml = load_toml(config) if config else {}
+    preset = toml.pop("preset", preset) if preset == "quick" else preset
+    return resolve_config(preset, toml, {k: v for k, v in flags.items() if v is not None})
+
+
+@app.command()
+def compress(
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="TOML file with run settings (flags override it)"),
+    preset: str = typer.Option("quick", help="quick (CPU, minutes) | paper (the paper's 100-epoch recipe, for a GPU)"),
+    data: Optional[str] = _COMPRESS_FLAGS["data"],
+    teacher: Optional[str] = _COMPRESS_FLAGS["teacher"],
+    cf: Optional[float] = _COMPRESS_FLAGS["cf"],
+    method: Optional[str] = _COMPRESS_FLAGS["method"],
+    epochs: Optional[int] = _COMPRESS_FLAGS["epochs"],
+    teacher_epochs: Optional[int] = _COMPRESS_FLAGS["teacher_epochs"],
+    ig_steps: Optional[int] = _COMPRESS_FLAGS["ig_steps"],
+    train_subset: Optional[int] = _COMPRESS_FLAGS["train_subset"],
+    lr: Optional[float] = _COMPRESS_FLAGS["lr"],
+    seed: Optional[int] = _COMPRESS_FLAGS["seed"],
+    out: Optional[str] = _COMPRESS_FLAGS["out"],
+    device: Optional[str] = _COMPRESS_FLAGS["device"],
+    threads: Optional[int] = _COMPRESS_FLAGS["threads"],
+    export: Optional[bool] = typer.Option(None, "--export/--no-export", help="export, gate and write the model card"),
+    formats: Optional[str] = typer.Option(None, help="comma-separated export formats (default: all)"),
+    name: Optional[str] = typer.Option(None, help="export/<name> folder (default from data, cf, method)"),
+):
+    """Distil a student from a teacher with KD and IG overlays, then export and verify it.
+
+    With no arguments: the quick preset on scikit-learn's bundled digits (a few minutes on a CPU).
+    Running the same command again reuses finished stages and resumes an interrupted one.
+    """
+    from edgekd.distill.pipeline import compress as run_compress
+
+    cfg = _collect(config, preset, data=data, teacher=teacher, cf=cf, method=method, epochs=epochs,
+                   teacher_epochs=teacher_epochs, ig_steps=ig_steps, train_subset=train_subset, lr=lr, seed=seed,
+                   out=out, device=device, threads=threads, export=export, formats=formats, name=name)
+    report = run_compress(cfg, log=lambda m: typer.echo(m))
+    typer.echo(f"report: {Path(cfg.out) / 'report.json'}")
+    if report.get("export", {}).get("dir"):
+        typer.echo(f"exported: {report['export']['dir']}")
+
+
+@app.command("train-teacher")
+def train_teacher(
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="TOML file with run settings"),
+    preset: str = typer.Option("quick", help="quick | paper"),
+    data: Optional[str] = _COMPRESS_FLAGS["data"],
+    teacher_epochs: Optional[int] = _COMPRESS_FLAGS["teacher_epochs"],
+    train_subset: Optional[int] = _COMPRESS_FLAGS["train_subset"],
+    seed: Optional[int] = _COMPRESS_FLAGS["seed"],
+    out: Optional[str] = _COMPRESS_FLAGS["out"],
+    device: Optional[str] = _COMPRESS_FLAGS["device"],
+    threads: Optional[int] = _COMPRESS_FLAGS["threads"],
+):
+    """Train the CIFAR MobileNetV2 teacher into OUT/teacher.pt (validation-selected, resumable)."""
+    from edgekd.distill.pipeline import train_teacher as run
+
+    cfg = _collect(config, preset, data=data, teacher_epochs=teacher_epochs, train_subset=train_subset,
+                   seed=seed, out=out, device=device, threads=threads)
+    info = run(cfg)
+    typer.echo(f"teacher: {info['source']} — val {info['val_acc']:.2f}%")
+
 
 # ──────────────────────────────── export ────────────────────────────────────
 
 
+@app.command("export")
+def export_cmd(
+    student: Path = typer.Argument(..., help="student.pt written by `edgekd compress` (its run dir holds report.json)"),
+    formats: str = typer.Option("all", help="comma-separated: onnx, onnx-int8, tflite, tflite-int8 (or all)"),
+    export_dir: str = typer.Option("export", help="parent folder; files go to EXPORT_DIR/NAME/"),
+    name: Optional[str] = typer.Option(None, help="folder name (default from data, cf and method)"),
+    gate_pp: float = typer.Option(1.0, help="fail if an exported model loses more than this many points of test accuracy"),
+    calib_images: int = typer.Option(256, help="training images used to calibrate INT8 (never test images)"),
+    data: Optional[str] = typer.Option(None, help="override the data set recorded in report.json (e.g. a local path)"),
+):
+    """Export a student to ONNX / TFLite (fp32 + INT8), check each file's accuracy with its runtime, write the card."""
+    from edgekd.convert.pipeline import export_student
+
+    result = export_student(student, formats, export_dir, name, gate_pp, calib_images, data, log=typer.echo)
+    typer.echo(f"exported: {result['dir']} (card.md, card.json)")
+
+
 # ──────────────────────────────── bench ─────────────────────────────────────
+
+
+def _csv_list(text: Optional[str]) -> Optional[list[str]]:
+    return [t.strip() for t in text.split(",") if t.strip()] if text else None
+
+
+def _int_list(text: Optional[str], option: str) -> Optional[list[int]]:
+    try:
+        return [int(t) for t in _csv_list(text)] if text else None
+    except ValueError:
+        raise EdgekdError(f"{option} takes comma-separated integers, got {text!r}") from None
+
+
+@app.command("bench")
+def bench(
+    models: List[Path] = typer.Argument(..., help="Model files (.onnx, .tflite, .pt) or export folders, compared in one run."),
+    device: Optional[str] = typer.Option(None, "--device", "-d", help="Device profile: raspberry-pi-4, raspberry-pi-5, jetson-orin-nano, jetson-nano, x86-workstation."),
+    profile: Optional[Path] = typer.Option(None, "--profile", help="A profile .toml instead of --device."),
+    threads: Optional[str] = typer.Option(None, "--threads", "-t", help="Intra-op threads; a list like 1,2 runs each model at each count; 'auto' = usable cores (max 4)."),
+    batch: Optional[int] = typer.Option(None, "--batch", "-b", help="Batch size (default 1, the edge case)."),
+    runs: Optional[int] = typer.Option(None, "--runs", "-n", help="Timed calls per model (default 100)."),
+    min_time: Optional[float] = typer.Option(None, "--min-time", help="Also time each model for at least this many seconds."),
+    warmup: Optional[int] = typer.Option(None, "--warmup", help="Untimed calls after the cold call (default 10)."),
+    block: Optional[int] = typer.Option(None, "--block", help="Models take turns in blocks of this many calls (default 10)."),
+    provider: Optional[str] = typer.Option(None, "--provider", help="ONNX Runtime providers in order, e.g. tensorrt,cuda,cpu (missing ones fall back, with a note)."),
+    delegate: Optional[str] = typer.Option(None, "--delegate", help="LiteRT: xnnpack (default), none, a delegate .so; xnnpack,none compares both."),
+    pin: Optional[str] = typer.Option(None, "--pin", help="Pin the process to these CPUs, e.g. 2,3 (Linux)."),
+    formats: Optional[str] = typer.Option(None, "--formats", help="Formats taken from an export folder, in order (default: all)."),
+    input_shape: Optional[str] = typer.Option(None, "--input-shape", help="Input shape when the model does not fix it, e.g. 1,3,32,32."),
+    no_card: bool = typer.Option(False, "--random-input", help="Ignore card.json samples; feed random input."),
+    seed: int = typer.Option(0, "--seed", help="Seed for the block order and random inputs."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write every setting, the system record and all latencies here."),
+    csv_out: Optional[Path] = typer.Option(None, "--csv", help="Write one row per model here."),
+    plot_out: Optional[Path] = typer.Option(None, "--plot", help="Write the latency distribution per model as a PNG (needs matplotlib)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the table."),
+):
+    """Latency of exported models on this device: several models in one interleaved run, no PyTorch needed.
+
+    Example: [b]edgekd bench export/student/ --device raspberry-pi-5 --threads 1,4 --plot bench.png[/b]
+    """
+    from rich.console import Console
+
+    from edgekd.bench import run_benchmark
+    from edgekd.bench import report
+
+    if device and profile:
+        raise EdgekdError("pass --device or --profile, not both")
+    console = Console(stderr=True)
+    run = run_benchmark(
+        models,
+        profile=str(profile) if profile else device,
+        threads=_csv_list(threads),
+        batch=batch,
+        runs=runs,
+        min_time_s=min_time,
+        warmup=warmup,
+        block=block,
+        providers=_csv_list(provider),
+        delegates=_csv_list(delegate),
+        pin_cpus=_int_list(pin, "--pin"),
+        formats=_csv_list(formats),
+        input_shape=input_shape,
+        use_card=not no_card,
+        seed=seed,
+        progress=None if quiet else (lambda msg: console.print(f"[dim]{msg}[/dim]")),
+    )
+    report.print_table(run, Console())
+    if json_out:
+        typer.echo(f"wrote {report.write_run_json(run, json_out)}", err=True)
+    if csv_out:
+        typer.echo(f"wrote {report.write_csv(run, csv_out)}", err=True)
+    if plot_out:
+        typer.echo(f"wrote {report.plot(run, plot_out)}", err=True)
+    if run.failed:
+        typer.secho(f"{len(run.failed)} of {len(run.results)} model(s) failed", err=True, fg="red")
+        raise typer.Exit(1)
+
+
+@app.command("bench-profiles")
+def bench_profiles():
+    """List the device profiles `edgekd bench --device NAME` knows, with their defaults and file."""
+    from edgekd.bench.profile import list_devices, load_profile
+
+    for name in list_devices():
+        prof = load_profile(name)
+        b, o, l = prof.get("bench", {}), prof.get("onnxruntime", {}), prof.get("litert", {})
+        typer.echo(
+            f"{name:18s} threads {b.get('threads')}  onnxruntime {o.get('providers')}  "
+            f"litert {l.get('delegate')}  ({prof['_path']})"
+        )
+
 
 
 # ──────────────────────────────── track ─────────────────────────────────────

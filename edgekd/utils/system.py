@@ -12,7 +12,11 @@ def cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             key = line.split(":")[0].strip().lower()
-            if key in ("model name", "hardware", "model"):
+            # x86 has "model name"; Arm boards put the SoC in "Hardware" or "Model". The bare
+            # x86 "model" line is a number, so it must not win over "model name".
+            if key in ("model name", "hardware"):
+                return line.split(":", 1)[1].strip()
+            if key == "model" and not line.split(":", 1)[1].strip().isdigit():
                 return line.split(":", 1)[1].strip()
     except OSError:
         pass

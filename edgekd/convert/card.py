@@ -1,0 +1,89 @@
+"""Model cards: ``card.json`` (machine-readable, what bench and the device apps read) and
+``card.md`` (what a person reads), written from the same dictionary so they cannot disagree."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edgekd.utils.io import atomic_write_bytes, write_json
+
+
+def _fmt_pct(v) -> str:
+    return f"{v:.2f}" if isinstance(v, (int, float)) else "—"
+
+
+def _usage(card: dict) -> str:
+    pre = card.get("preprocess", {})
+    size = pre.get("size", [32, 32])
+    return f"""```python
+import numpy as np, onnxruntime as ort                  # pip install "edgekd[device]"
+mean, std = np.array({[round(m, 4) for m in pre.get('mean', [0, 0, 0])]}, np.float32), np.array({[round(s, 4) for s in pre.get('std', [1, 1, 1])]}, np.float32)
+img = np.load("samples.npy")[:1]                        # uint8 (1, {size[0]}, {size[1]}, 3) RGB
+x = ((img * {pre.get('pixel_scale', 1 / 255):.8f} - mean) / std).transpose(0, 3, 1, 2).astype(np.float32)
+sess = ort.InferenceSession("model.int8.onnx")
+print(sess.run(None, {{sess.get_inputs()[0].name: x}})[0].argmax(1))
+
+from ai_edge_litert.interpreter import Interpreter      # full-integer TFLite takes int8
+it = Interpreter("model.int8.tflite"); it.allocate_tensors()
+i, o = it.get_input_details()[0], it.get_output_details()[0]
+s, z = i["quantization"]; it.set_tensor(i["index"], np.clip(np.round(x / s + z), -128, 127).astype(np.int8))
+it.invoke(); s, z = o["quantization"]; print(((it.get_tensor(o["index"]).astype(np.float32) - z) * s).argmax(1))
+```"""
+
+
+def render_markdown(card: dict) -> str:
+    lines = [f"# {card.get('name', 'model')}", ""]
+    if card.get("summary"):
+        lines += [card["summary"], ""]
+    model = card.get("model", {})
+    if model:
+        lines += ["## Model", "", "| | |", "| --- | --- |"]
+        for k in ("arch", "params", "macs", "compression_factor", "compute_ratio", "config"):
+            if k in model:
+                lines.append(f"| {k.replace('_', ' ')} | {model[k]} |")
+        lines.append("")
+    data = card.get("data", {})
+    if data:
+        lines += ["## Data", "", f"- data set: {data.get('name')} — {data.get('provenance', {}).get('source', '')}",
+                  f"- images: {data.get('train_images')} train / {data.get('val_images')} validation / "
+                  f"{data.get('test_images')} test; classes: {', '.join(map(str, data.get('classes', [])))}", ""]
+    training = card.get("training", {})
+    if training:
+        lines += ["## Training", "", f"- method: {training.get('method')}, seed {training.get('seed')}",
+                  f"- hyperparameters: {training.get('hyperparameters')}",
+                  f"- teacher: {training.get('teacher')}", ""]
+    ref = card.get("reference", {})
+    gate = card.get("gate", {})
+    lines += ["## Formats", "",
+              f"Accuracy on the {gate.get('split', 'test')} split with the runtime that runs each file; drop against "
+              f"PyTorch fp32 ({_fmt_pct(ref.get('test_acc'))} %). Gate: ≤ {gate.get('threshold_pp')} pp → "
+              f"**{'passed' if gate.get('passed') else 'FAILED'}**.", "",
+              "| format | file | KiB | test acc % | drop pp | top-1 agreement | max abs diff | input | gate |",
+              "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | --- |"]
+    for name, row in card.get("formats", {}).items():
+        if row.get("status") != "ok":
+            lines.append(f"| {name} | — | | | | | | failed: {row.get('error', '')[:120]} | |")
+            continue
+        par, inp = row.get("parity", {}), row.get("input", {})
+        q = f" scale {inp['scale']:.6g} zp {inp['zero_point']}" if inp.get("scale") else ""
+        agree = f"{100 * par['top1_agreement']:.2f} %" if "top1_agreement" in par else "—"
+        lines.append(f"| {name} | {row['file']} | {row['bytes'] / 1024:.1f} | {_fmt_pct(row.get('test_acc'))} | "
+                     f"{row.get('drop_pp', 0):+.2f} | {agree} | {par.get('max_abs_diff', float('nan')):.3g} | "
+                     f"{inp.get('dtype')} {inp.get('shape')}{q} | {row.get('gate', '')} |")
+        if row.get("float_nodes"):
+            lines.append(f"|  | kept in float: {', '.join(row['float_nodes'])} | | | | | | | |")
+    pre = card.get("preprocess", {})
+    lines += ["", "## Input", "",
+              f"float32 {pre.get('layout', 'NCHW')} {pre.get('shape')}, {pre.get('colour', 'RGB')}, "
+              f"x = (pixel × {pre.get('pixel_scale', 1 / 255):.6g} − mean) / std with mean {pre.get('mean')} and std "
+              f"{pre.get('std')}. Full-integer INT8 .tflite files take int8: q = round(x / scale) + zero_point "
+              "(see the table).", "", "## Run it", "", _usage(card), ""]
+    if card.get("command"):
+        lines += ["## Produced by", "", f"`{card['command']}`", ""]
+    return "\n".join(lines)
+
+
+def write_card(out_dir: str | Path, card: dict) -> None:
+    out_dir = Path(out_dir)
+    write_json(out_dir / "card.json", card)
+    atomic_write_bytes(out_dir / "card.md", render_markdown(card).encode())

@@ -1,0 +1,100 @@
+"""TFLite export with litert-torch (no TensorFlow) and full-integer INT8.
+
+INT8 method, chosen by measurement (benchmarks/export_cifar10.md, ``tflite_int8_choice``):
+ai-edge-quantizer's static int8 recipe (``static_wi8_ai8``) applied to the fp32 .tflite
+quantises every op, residual ADDs included, and so runs fully on XNNPACK's int8 kernels;
+litert-torch's PT2E flow leaves most residual ADDs in float, which adds
+quantise/dequantise pairs at every skip connection. ``method="pt2e"`` is kept for comparison.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+
+from edgekd.convert.onnx import ExportError, _quiet_loggers, _unsupported_op
+from edgekd.convert.spec import InputSpec
+from edgekd.errors import require
+
+
+@contextlib.contextmanager
+def _quiet():
+    """litert-torch and TF-Lite print progress and C++ logs; keep them off the terminal."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), \
+            _quiet_loggers("absl", "litert_torch", "torch", "jax", "root"):
+        yield
+
+
+def export_tflite(model, spec: InputSpec, path: str | Path) -> Path:
+    import torch
+
+    litert_torch = require("litert_torch", extra="export", package="litert-torch")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    example = (torch.zeros(*spec.shape),)
+    try:
+        with _quiet():
+            litert_torch.convert(model.eval(), example).export(str(path))
+    except Exception as exc:  # noqa: BLE001
+        raise ExportError(f"TFLite export failed: {_unsupported_op(exc)}", "this format is skipped") from None
+    return path
+
+
+def export_tflite_int8(
+    model, spec: InputSpec, path: str | Path, calibration: np.ndarray, fp32_path: str | Path | None = None,
+    method: str = "ai-edge-quantizer",
+) -> Path:
+    """Full-integer INT8 .tflite (int8 input and output) calibrated on ``calibration`` (float NCHW)."""
+    path = Path(path)
+    if method == "pt2e":
+        return _pt2e(model, spec, path, calibration)
+    if fp32_path is None or not Path(fp32_path).exists():
+        fp32_path = export_tflite(model, spec, path.with_name(path.stem + ".fp32.tmp.tflite"))
+    interpreter = require("ai_edge_litert.interpreter", extra="device", package="ai-edge-litert")
+    aeq = require("ai_edge_quantizer", extra="export", package="ai-edge-quantizer")
+    sigs = interpreter.Interpreter(model_path=str(fp32_path)).get_signature_list()
+    key = next(iter(sigs))
+    input_name = sigs[key]["inputs"][0]
+    samples = [{input_name: calibration[i : i + 1].astype(np.float32)} for i in range(len(calibration))]
+    try:
+        with _quiet():
+            qt = aeq.quantizer.Quantizer(str(fp32_path), aeq.recipe.static_wi8_ai8())
+            result = qt.quantize(qt.calibrate({key: samples}))
+            path.unlink(missing_ok=True)
+            result.export_model(str(path))
+    except Exception as exc:  # noqa: BLE001
+        raise ExportError(f"TFLite INT8 quantisation failed: {_unsupported_op(exc)}", "this format is skipped") from None
+    finally:
+        if str(fp32_path).endswith(".fp32.tmp.tflite"):
+            Path(fp32_path).unlink(missing_ok=True)
+    return path
+
+
+def _pt2e(model, spec: InputSpec, path: Path, calibration: np.ndarray) -> Path:
+    import torch
+
+    litert_torch = require("litert_torch", extra="export", package="litert-torch")
+    from litert_torch.quantize import pt2e_quantizer
+    from litert_torch.quantize.quant_config import QuantConfig
+    from torchao.quantization.pt2e import quantize_pt2e
+
+    example = (torch.zeros(*spec.shape),)
+    try:
+        with _quiet():
+            quantizer = pt2e_quantizer.PT2EQuantizer().set_global(
+                pt2e_quantizer.get_symmetric_quantization_config(is_per_channel=True))
+            m = torch.export.export(model.eval(), example).module()
+            m = quantize_pt2e.prepare_pt2e(m, quantizer)
+            with torch.no_grad():
+                for i in range(len(calibration)):
+                    m(torch.from_numpy(calibration[i : i + 1].astype(np.float32)))
+            m = quantize_pt2e.convert_pt2e(m, fold_quantize=False)
+            litert_torch.convert(m, example, quant_config=QuantConfig(pt2e_quantizer=quantizer)).export(str(path))
+    except Exception as exc:  # noqa: BLE001
+        raise ExportError(f"TFLite PT2E INT8 failed: {_unsupported_op(exc)}", "this format is skipped") from None
+    return path
