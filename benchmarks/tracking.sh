@@ -11,6 +11,7 @@ python -m edgekd track eval --data "$DATA" --images 4 --frames 45 --out-dir benc
   --encoder export/dfe-encoder/model.pt \
   --encoder export/dfe-encoder/model.onnx \
   --encoder export/dfe-encoder/model.int8.onnx \
+  --encoder export/dfe-encoder/model.int8-mixed.onnx \
   --encoder export/dfe-encoder/model.tflite \
   --encoder export/dfe-encoder/model.int8.tflite \
   "${EXTRA[@]}"

@@ -338,6 +338,27 @@ def track_eval(
     typer.echo(f"\n→ {out_dir}/results.json, results.csv, " + ", ".join(p.name for p in paths))
 
 
+@track_app.command("export")
+def track_export(
+    model: Path = typer.Option(Path("runs/dfe/dfe_autoencoder.pt"), help="trained DFE autoencoder (edgekd track train)"),
+    out: Path = typer.Option(Path("export/dfe-encoder"), help="model.{pt,onnx,int8.onnx,int8-mixed.onnx,tflite,int8.tflite} + card"),
+    data: Path = typer.Option(Path("../shared/data/faces"), help="face images; INT8 is calibrated on training subjects only"),
+    radius: int = typer.Option(6, help="search radius r: the exported encoder takes (31+2r)² regions"),
+):
+    """Export the DFE encoder (ONNX/TFLite, fp32/INT8) with the project exporter and write its card."""
+    from edgekd.models.checkpoint import load_model
+    from edgekd.track.export import export_encoder, write_card
+
+    _, info = load_model(model)
+    r = export_encoder(model, out, data=data, radius=radius, log=typer.echo)
+    train_meta = {k: v for k, v in (info.get("meta", {}).get("train") or {}).items() if k not in ("out", "data")}
+    hist = info.get("meta", {}).get("history") or []
+    if hist:
+        train_meta["held_out_loss"] = round(min(h["val_loss"] for h in hist), 6)
+    card = write_card(out, r, train_meta)
+    typer.echo(f"→ {out} ({', '.join(Path(f).name for f in r['files'].values())}); card {card}")
+
+
 @track_app.command("train")
 def track_train(
     data: Path = typer.Option(Path("../shared/data/faces"), help="folder of face images and/or videos"),

@@ -51,7 +51,7 @@ def test_video_path_routes_to_run_and_writes_csv(clip, tmp_path):
 
 
 def test_subcommands_are_not_mistaken_for_videos():
-    for sub in ("eval", "train", "run"):
+    for sub in ("eval", "train", "run", "export"):
         r = runner.invoke(app, ["track", sub, "--help"])
         assert r.exit_code == 0 and "Usage" in r.output, r.output
 

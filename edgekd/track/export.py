@@ -1,7 +1,6 @@
 """Export the DFE encoder: ONNX fp32 / INT8 (ORT static QDQ) and TFLite fp32 / INT8.
 
-Stop-gap until the project's generic exporter (``edgekd.convert``) is on main: it does
-the same steps for this one model. The exported encoder takes a fixed search region:
+Uses the project's generic exporter (``edgekd.convert.export_model``). The exported encoder takes a fixed search region:
 float32 NCHW (N, 3, 31+2r, 31+2r), CIELAB scaled to [0, 1] (OpenCV 8-bit Lab / 255),
 r = 6 by default (43×43 → 13×13×128 encodings). ONNX keeps the batch dynamic (all
 points of a frame in one call); TFLite has batch 1 (the backend loops over points).
@@ -59,81 +58,20 @@ def _encoder(model_path):
     return getattr(model, "encoder", model).eval(), info
 
 
-def export_onnx(encoder, path, size: int) -> Path:
-    import torch
-
-    x = torch.rand(2, 3, size, size)
-    batch = torch.export.Dim("batch", min=1, max=4096)
-    prog = torch.onnx.export(encoder, (x,), dynamo=True, external_data=False, input_names=["regions"],
-                             output_names=["encodings"], dynamic_shapes={"x": {0: batch}})
-    prog.save(str(path))
-    return Path(path)
-
-
-def quantize_onnx(fp32_path, int8_path, calib: np.ndarray) -> Path:
-    from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    class Reader(CalibrationDataReader):
-        def __init__(self):
-            self.it = iter(calib[i : i + 16] for i in range(0, len(calib), 16))
-
-        def get_next(self):
-            b = next(self.it, None)
-            return None if b is None else {"regions": b}
-
-    pre = Path(int8_path).with_suffix(".pre.onnx")
-    try:
-        quant_pre_process(str(fp32_path), str(pre), skip_symbolic_shape=True)
-        quantize_static(str(pre), str(int8_path), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        calibrate_method=CalibrationMethod.MinMax)
-    finally:
-        pre.unlink(missing_ok=True)
-    return Path(int8_path)
-
-
-def export_tflite(encoder, path, size: int) -> Path:
-    import litert_torch
-    import torch
-
-    m = litert_torch.convert(encoder, (torch.rand(1, 3, size, size),))
-    m.export(str(path))
-    return Path(path)
-
-
-def quantize_tflite(encoder, int8_path, calib: np.ndarray) -> Path:
-    """PT2E (torch.export → symmetric per-channel int8 → MinMax calibration) → LiteRT.
-
-    ai_edge_quantizer's static recipe on the fp32 .tflite was tried first: its
-    calibration clipped the encodings (output range 0..3.0 where they reach 7.6; 38 %
-    RMS error), so the PT2E path is used — this encoder has no residual ADDs, so PT2E
-    leaves nothing in float.
-    """
-    import copy
-
-    import litert_torch
-    import torch
-    from litert_torch.quantize import pt2e_quantizer, quant_config
-    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
-
-    quantizer = pt2e_quantizer.PT2EQuantizer().set_global(
-        pt2e_quantizer.get_symmetric_quantization_config(is_per_channel=True, is_dynamic=False))
-    sample = (torch.from_numpy(calib[:1]),)
-    model = torch.export.export(copy.deepcopy(encoder).eval(), sample).module()
-    model = prepare_pt2e(model, quantizer)
-    with torch.no_grad():
-        for i in range(len(calib)):
-            model(torch.from_numpy(calib[i : i + 1]))
-    model = convert_pt2e(model, fold_quantize=False)
-    litert_torch.convert(model, sample, quant_config=quant_config.QuantConfig(pt2e_quantizer=quantizer)).export(str(int8_path))
-    return Path(int8_path)
+LAST_CONV_NODES = ("node_Conv_82", "node_relu_4")  # names torch.onnx (dynamo) gives the encoder's last conv + ReLU
 
 
 def export_encoder(model_path, out_dir="export/dfe-encoder", data="../shared/data/faces", radius: int = 6,
-                   calib_n: int = 256, formats=("torch", "onnx", "onnx-int8", "tflite", "tflite-int8"), log=print) -> dict:
-    import torch
+                   calib_n: int = 256, formats="onnx,onnx-int8,tflite,tflite-int8", mixed: bool = True, log=print) -> dict:
+    """Export with the project exporter (``edgekd.convert.export_model``), INT8 calibrated on face regions.
 
+    TFLite INT8 uses PT2E: ai-edge-quantizer's static recipe clipped the encodings here
+    (output range 0..3.0 where they reach 7.6; 38 % RMS error). ``mixed`` also writes
+    ``model.int8-mixed.onnx`` with the last conv kept in float (its output is the encoding
+    whose fine differences give the sub-pixel position).
+    """
+    from edgekd.convert import InputSpec, export_model
+    from edgekd.convert.onnx import quantize_onnx_int8
     from edgekd.models.checkpoint import save_model
 
     out = Path(out_dir)
@@ -141,34 +79,29 @@ def export_encoder(model_path, out_dir="export/dfe-encoder", data="../shared/dat
     enc, info = _encoder(model_path)
     size = CROP + 2 * radius
     calib = calibration_regions(data, calib_n, radius)
-    files = {}
-    if "torch" in formats:
-        files["torch"] = save_model(out / "model.pt", enc, "dfe_encoder", meta={"source": str(model_path), **info.get("meta", {})})
-    if "onnx" in formats or "onnx-int8" in formats:
-        files["onnx"] = export_onnx(enc, out / "model.onnx", size)
-        log(f"onnx → {files['onnx']}")
-    if "onnx-int8" in formats:
-        files["onnx-int8"] = quantize_onnx(out / "model.onnx", out / "model.int8.onnx", calib)
-        log(f"onnx-int8 → {files['onnx-int8']}")
-    if "tflite" in formats or "tflite-int8" in formats:
-        files["tflite"] = export_tflite(enc, out / "model.tflite", size)
-        log(f"tflite → {files['tflite']}")
-    if "tflite-int8" in formats:
-        files["tflite-int8"] = quantize_tflite(enc, out / "model.int8.tflite", calib)
-        log(f"tflite-int8 → {files['tflite-int8']}")
-    # parity on the calibration regions' centre encodings: how far each format is from torch
-    with torch.inference_mode():
-        ref = enc(torch.from_numpy(calib[:32])).numpy()
+    spec = InputSpec(shape=(1, 3, size, size), pixel_scale=1 / 255, colour="CIELAB (OpenCV 8-bit Lab)", name="regions",
+                     output_name="encodings", dynamic_batch=True, extra={"radius": radius, "crop": CROP})
+    save_model(out / "model.pt", enc, "dfe_encoder", meta={"source": str(model_path), **info.get("meta", {})})
+    results = export_model(enc, spec, out, formats=formats, calibration=calib, parity_inputs=calib[:32],
+                           log=log, tflite_int8_method="pt2e")
+    files = {"torch": out / "model.pt", **{k: out / r["file"] for k, r in results.items() if r.get("status") == "ok"}}
+    if mixed and "onnx" in files:
+        files["onnx-int8-mixed"] = quantize_onnx_int8(files["onnx"], out / "model.int8-mixed.onnx", calib,
+                                                      input_name="regions", exclude_nodes=LAST_CONV_NODES)
     from edgekd.track.backends import load_encoder
 
+    import torch
+
+    with torch.inference_mode():
+        ref = enc(torch.from_numpy(calib[:32])).numpy()
     parity = {}
     for name, f in files.items():
-        if name == "torch":
-            continue
-        y = load_encoder(f)(calib[:32])
-        parity[name] = float(np.abs(y - ref).max() / (np.abs(ref).max() + 1e-12))
+        if name != "torch":
+            y = load_encoder(f)(calib[:32])
+            parity[name] = float(np.sqrt(((y - ref) ** 2).mean() / (ref**2).mean()))
+    failed = {k: r["error"] for k, r in results.items() if r.get("status") != "ok"}
     return {"files": {k: str(v) for k, v in files.items()}, "input": [None, 3, size, size], "radius": radius,
-            "calibration_regions": len(calib), "max_rel_diff_vs_torch": parity}
+            "calibration_regions": len(calib), "rel_rms_vs_torch": parity, "failed": failed}
 
 
 def write_card(out_dir, export_info: dict, train_meta: dict, tracking: dict | None = None) -> Path:
@@ -190,9 +123,10 @@ def write_card(out_dir, export_info: dict, train_meta: dict, tracking: dict | No
                    "meaning": "encoding of every 31×31 crop in the region (crop centre = region centre + (j−r, i−r))"},
         "files": files,
         "int8": {"calibration": f"{export_info['calibration_regions']} search regions around skin points of TRAINING-subject faces",
-                 "onnx": "onnxruntime quantize_static, QDQ, per-channel int8 weights, QUInt8 activations, MinMax",
+                 "onnx": "onnxruntime quantize_static, QDQ, per-channel int8 weights, QUInt8 activations, MinMax "
+                         "(model.int8-mixed.onnx: the same with the last conv + ReLU left in float)",
                  "tflite": "litert-torch PT2E, symmetric per-channel int8, MinMax observers; int8 input/output tensors"},
-        "max_rel_diff_vs_torch": export_info["max_rel_diff_vs_torch"],
+        "rel_rms_vs_torch": export_info["rel_rms_vs_torch"],
         "training": train_meta,
         "tracking": tracking or {},
         "machine": machine_record(),
@@ -206,11 +140,11 @@ def write_card(out_dir, export_info: dict, train_meta: dict, tracking: dict | No
         "Use: `edgekd track VIDEO --points x,y --encoder export/dfe-encoder/model.int8.onnx` or "
         "`create_tracker('dfe', encoder=...)`. ONNX has a dynamic batch (all points in one call); TFLite has batch 1.",
         "",
-        "| file | bytes | sha256 (first 16) | max |Δ| / max |y| vs torch (32 face regions) |",
+        "| file | bytes | sha256 (first 16) | relative RMS difference vs torch (32 face regions) |",
         "|---|---|---|---|",
     ]
     for name, f in files.items():
-        d = export_info["max_rel_diff_vs_torch"].get(name)
+        d = export_info["rel_rms_vs_torch"].get(name)
         lines.append(f"| {f['file']} | {f['bytes']:,} | {f['sha256'][:16]} | {'reference' if d is None else f'{d:.4f}'} |")
     lines += ["", "INT8: " + card["int8"]["calibration"] + ". ONNX: " + card["int8"]["onnx"] + ". TFLite: " + card["int8"]["tflite"] + ".",
               "", "Training: " + ", ".join(f"{k}={v}" for k, v in train_meta.items()) + "."]
