@@ -285,6 +285,9 @@ def track_run(
     from edgekd.track.run import track_file
 
     r = track_file(video, points, method=method, encoder=encoder, out_csv=out, overlay=overlay, max_frames=max_frames, threads=1)
+    if r["auto_face"]:
+        x, y, w, h = r["auto_face"]
+        typer.echo(f"--points auto: face at x={x} y={y}, {w}×{h} px" + ("  (DFE was trained on faces ~120–220 px wide)" if w < 100 and method == "dfe" else ""))
     typer.echo(f"{r['points']} points × {r['frames']} frames with {method}: {r['fps_tracking']:.1f} frames/s → {r['csv']}")
     for p, t in r["lost"].items():
         typer.echo(f"  point {p} lost at frame {t} (marked ok=0, no position, from then on)")

@@ -46,6 +46,9 @@ def track_file(video, points, method: str = "dfe", encoder=None, out_csv="tracks
         if len(boxes) == 0:
             raise EdgekdError(f"--points auto: no face found in the first frame of {video}", "give the points with --points x,y")
         pts = skin_points(boxes[0])
+        auto_face = [int(v) for v in boxes[0]]
+    else:
+        auto_face = None
     kw = {}
     if method == "dfe":
         kw = {"encoder": encoder or default_encoder(), "threads": threads}
@@ -74,7 +77,7 @@ def track_file(video, points, method: str = "dfe", encoder=None, out_csv="tracks
     lost_at = {int(p): int(np.argmin(oks[:, p])) for p in range(oks.shape[1]) if not oks[-1, p]}
     return {"frames": len(frames), "points": int(tracks.shape[1]), "fps_video": fps,
             "fps_tracking": (len(frames) - 1) / seconds if seconds > 0 else float("inf"),
-            "lost": lost_at, "csv": str(out_csv), "overlay": str(overlay) if overlay else None, "tracks": tracks}
+            "lost": lost_at, "auto_face": auto_face, "csv": str(out_csv), "overlay": str(overlay) if overlay else None, "tracks": tracks}
 
 
 def write_overlay(path, frames, tracks, fps: float) -> None:
