@@ -1,0 +1,142 @@
+"""The DFE tracker: match deep feature encodings of 31×31 crops in a search window.
+
+Per frame, every active point's (31+2r)×(31+2r) search region is cut around its last
+position and all regions go through the encoder in one batch; the fully convolutional
+encoder returns the encodings of all (2r+1)² candidate crops. The cost of a candidate is
+the squared L2 distance to a reference encoding. The accepted match is the best
+candidate whose 3×3 quadratic fit is a true minimum; the fit gives the sub-pixel offset
+(clipped to ±1 px).
+
+Reference group: the first reference (encoded at the exact initial position) is always
+kept; when the best match degrades (relative distance above ``add_ref``) the encoding
+at the new match is added, up to ``max_refs`` (the oldest added one is dropped). A point
+is lost — NaN from then on — when no candidate is a true minimum or the relative
+distance exceeds ``lost``. Relative distance = distance ÷ squared norm of the first
+reference, so the thresholds do not depend on the encoder's scale.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edgekd.track.backends import EncoderBackend, load_encoder
+from edgekd.track.preprocess import CROP, HALF, bgr_to_lab01, check_points, cv2_module
+from edgekd.track.subpixel import refine_minimum
+
+DEFAULT_RADIUS = 6  # exported encoders take 31 + 2·6 = 43 px regions → 13×13 candidates
+
+
+class DFETracker:
+    name = "dfe"
+
+    def __init__(
+        self,
+        encoder,
+        radius: int | None = None,
+        max_refs: int = 4,
+        add_ref: float = 0.05,
+        lost: float = 0.25,
+        top_k: int = 5,
+        threads: int | None = None,
+    ):
+        self.encoder: EncoderBackend = load_encoder(encoder, threads)
+        fixed = self.encoder.input_size
+        if radius is None:
+            radius = (fixed - CROP) // 2 if fixed else DEFAULT_RADIUS
+        if fixed and fixed != CROP + 2 * radius:
+            from edgekd.errors import EdgekdError
+
+            raise EdgekdError(
+                f"this encoder was exported for {fixed}×{fixed} regions (radius {(fixed - CROP) // 2}), not radius {radius}",
+                "leave the radius unset or export the encoder again with the region size you want",
+            )
+        self.radius = int(radius)
+        self.size = CROP + 2 * self.radius
+        self.max_refs, self.add_ref, self.lost, self.top_k = max_refs, add_ref, lost, top_k
+
+    # -- helpers -----------------------------------------------------------------
+    def _regions(self, lab: np.ndarray, centres: np.ndarray) -> np.ndarray:
+        """Integer centres (P, 2) → (P, 3, S, S) regions from the edge-padded frame."""
+        pad = self.size // 2
+        padded = np.pad(lab, ((pad, pad), (pad, pad), (0, 0)), mode="edge")
+        out = np.empty((len(centres), 3, self.size, self.size), np.float32)
+        for i, (cx, cy) in enumerate(centres):
+            out[i] = padded[cy : cy + self.size, cx : cx + self.size].transpose(2, 0, 1)
+        return out
+
+    def _subpixel_regions(self, lab: np.ndarray, points: np.ndarray) -> np.ndarray:
+        cv2 = cv2_module()
+        out = np.empty((len(points), 3, self.size, self.size), np.float32)
+        for i, (x, y) in enumerate(points):
+            out[i] = cv2.getRectSubPix(lab, (self.size, self.size), (float(x), float(y))).transpose(2, 0, 1)
+        return out
+
+    # -- interface ---------------------------------------------------------------
+    def init(self, frame, points) -> None:
+        lab = bgr_to_lab01(frame)
+        self.shape = lab.shape[:2]
+        pts = check_points(points, self.shape)
+        r = self.radius
+        enc = self.encoder(self._subpixel_regions(lab, pts))  # (P, C, n, n)
+        first = enc[:, :, r, r]
+        self.norm = np.maximum((first**2).sum(1), 1e-12)
+        # refs[p] = list of (encoding, offset of the point from the crop centre)
+        self.refs = [[(first[p], np.zeros(2))] for p in range(len(pts))]
+        self.pos = pts.copy()
+        self.ok = np.ones(len(pts), bool)
+        self.last_cost = np.zeros(len(pts))
+
+    def update(self, frame):
+        lab = bgr_to_lab01(frame)
+        if lab.shape[:2] != self.shape:
+            from edgekd.errors import EdgekdError
+
+            raise EdgekdError(f"frame size changed from {self.shape[::-1]} to {lab.shape[1::-1]}")
+        active = np.flatnonzero(self.ok)
+        if len(active) == 0:
+            return self.positions(), self.ok.copy()
+        centres = np.rint(self.pos[active]).astype(np.int64)
+        enc = self.encoder(self._regions(lab, centres))  # (A, C, n, n)
+        r, (h, w) = self.radius, self.shape
+        grid = np.arange(-r, r + 1)
+        for a, p in enumerate(active):
+            cx, cy = centres[a]
+            # candidates whose crop would leave the image cannot be matched honestly
+            valid_x = (cx + grid >= HALF) & (cx + grid <= w - 1 - HALF)
+            valid_y = (cy + grid >= HALF) & (cy + grid <= h - 1 - HALF)
+            valid = valid_y[:, None] & valid_x[None, :]
+            e = enc[a]
+            best = None
+            for k, (ref, off) in enumerate(self.refs[p]):
+                cost = ((e - ref[:, None, None]) ** 2).sum(0)
+                cost = np.where(valid, cost, np.inf)
+                m = refine_minimum(cost, self.top_k)
+                if m is not None and (best is None or m[4] < best[0][4]):
+                    best = (m, off, k)
+            if best is None:
+                self._lose(p)
+                continue
+            (ix, iy, dx, dy, c), off, k = best
+            rel = c / self.norm[p]
+            self.last_cost[p] = rel
+            if rel > self.lost:
+                self._lose(p)
+                continue
+            mx, my = cx + ix - r, cy + iy - r
+            new = np.array([mx + dx, my + dy]) + off
+            if self.max_refs > 1 and rel > self.add_ref:
+                refs = self.refs[p]
+                if len(refs) >= self.max_refs:
+                    refs.pop(1)
+                refs.append((e[:, iy, ix].copy(), new - np.array([mx, my], float)))
+            self.pos[p] = new
+        return self.positions(), self.ok.copy()
+
+    def _lose(self, p: int) -> None:
+        self.ok[p] = False
+        self.pos[p] = np.nan
+
+    def positions(self) -> np.ndarray:
+        out = self.pos.copy()
+        out[~self.ok] = np.nan
+        return out

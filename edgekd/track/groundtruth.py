@@ -1,0 +1,302 @@
+"""Test sequences with exactly known motion, made from real face images.
+
+A sequence moves a real photograph by a known geometric warp per frame — translation,
+rotation, scale about the image centre, plus an optional smooth non-rigid deformation —
+and optionally changes its appearance (illumination gain and gradient, noise, blur).
+Because the warp is known, the true position of every point in every frame is known
+exactly: :meth:`Sequence.true_positions`.
+
+Heartbeat-like motion (for imaging ballistocardiography)::
+
+    from edgekd.track.groundtruth import heartbeat_motion, make_sequence
+    motion = heartbeat_motion(rate_bpm=72, amplitude_px=0.3, fps=30, drift_px_per_s=(0.0, 1.0))
+    seq = make_sequence(image_bgr, n_frames=300, motion=motion, seed=0)
+    seq.frames                  # (T, H, W, 3) uint8
+    seq.true_positions(points)  # (T, P, 2) float: where each (x, y) of frame 0... moved
+    motion.vertical(seq.times)  # the periodic vertical displacement alone (px)
+
+Positions are in frame coordinates; frame 0 is the image warped by the motion at t=0
+(identity for every built-in motion except heartbeat's phase, which starts at 0 too).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from edgekd.errors import EdgekdError
+from edgekd.track.preprocess import as_bgr, cv2_module, detect_faces, read_image, skin_points
+
+TimeFn = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass
+class Motion:
+    """A motion + appearance change, as functions of time in seconds (vectorised over arrays)."""
+
+    name: str
+    fps: float = 30.0
+    translate: TimeFn | None = None  # t → (len(t), 2) px
+    rotate_deg: TimeFn | None = None  # t → degrees about the image centre
+    scale: TimeFn | None = None  # t → factor about the image centre
+    warp_px: float = 0.0  # peak amplitude of a smooth non-rigid deformation
+    warp_hz: float = 0.5
+    gain: TimeFn | None = None  # t → multiplicative brightness
+    gradient: float = 0.0  # brightness ramp across the image (fraction, left → right), grows with t
+    noise_std: float = 0.0  # additive Gaussian noise on 0..255 values
+    blur_sigma: float = 0.0
+    info: dict = field(default_factory=dict)
+
+    def matrices(self, t: np.ndarray, centre) -> np.ndarray:
+        """(T, 3, 3) maps from image coordinates to frame coordinates."""
+        t = np.asarray(t, float)
+        n = len(t)
+        tr = np.zeros((n, 2)) if self.translate is None else np.asarray(self.translate(t), float).reshape(n, 2)
+        ang = np.zeros(n) if self.rotate_deg is None else np.broadcast_to(self.rotate_deg(t), (n,))
+        sc = np.ones(n) if self.scale is None else np.broadcast_to(self.scale(t), (n,))
+        cx, cy = centre
+        out = np.zeros((n, 3, 3))
+        a = np.deg2rad(ang)
+        c, s = sc * np.cos(a), sc * np.sin(a)
+        out[:, 0, 0], out[:, 0, 1], out[:, 1, 0], out[:, 1, 1] = c, -s, s, c
+        out[:, 0, 2] = cx - c * cx + s * cy + tr[:, 0]
+        out[:, 1, 2] = cy - s * cx - c * cy + tr[:, 1]
+        out[:, 2, 2] = 1.0
+        return out
+
+    def vertical(self, t: np.ndarray) -> np.ndarray:
+        """The periodic vertical component alone (heartbeat motions), px."""
+        fn = self.info.get("vertical")
+        return np.zeros(len(np.asarray(t))) if fn is None else fn(np.asarray(t, float))
+
+
+@dataclass
+class Sequence:
+    frames: np.ndarray  # (T, H, W, 3) uint8 BGR
+    fps: float
+    times: np.ndarray  # (T,) s
+    matrices: np.ndarray  # (T, 3, 3) image → frame
+    motion: Motion
+    _field: Callable | None = None  # (t_index, xy (N,2) frame coords) → displacement (N,2)
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def true_positions(self, points) -> np.ndarray:
+        """(T, P, 2) true frame positions of points given in FRAME-0 coordinates."""
+        pts = np.asarray(points, float).reshape(-1, 2)
+        # frame 0 → image coordinates: frame(x) samples the image at A⁻¹(x − v(x))
+        base0 = pts if self._field is None else pts - self._field(0, pts)
+        src = _apply(np.linalg.inv(self.matrices[0]), base0)
+        out = np.empty((len(self), len(pts), 2))
+        for i, m in enumerate(self.matrices):
+            base = _apply(m, src)
+            out[i] = base if self._field is None else self._forward(i, base)
+        return out
+
+    def _forward(self, i, base):
+        # frame(x) samples image at A⁻¹(x − v(x)): the point whose image position maps to
+        # `base` under A sits where x − v(x) = base. v is smooth and small, so iterate.
+        x = base.copy()
+        for _ in range(50):
+            x = base + self._field(i, x)
+        return x
+
+
+def _apply(m: np.ndarray, pts: np.ndarray) -> np.ndarray:
+    return pts @ m[:2, :2].T + m[:2, 2]
+
+
+def make_sequence(image, n_frames: int, motion: Motion, seed: int = 0) -> Sequence:
+    """Render ``n_frames`` of ``image`` (uint8 gray/BGR) moved by ``motion``."""
+    cv2 = cv2_module()
+    img = as_bgr(image)
+    if n_frames < 1:
+        raise EdgekdError(f"n_frames must be ≥ 1, got {n_frames}")
+    h, w = img.shape[:2]
+    rng = np.random.default_rng(seed)
+    times = np.arange(n_frames) / motion.fps
+    mats = motion.matrices(times, ((w - 1) / 2, (h - 1) / 2))
+    field_fn = None
+    if motion.warp_px > 0:
+        # two smooth sinusoidal fields with random directions and phases, wavelength ~ image size
+        k = rng.normal(size=(2, 2))
+        k = k / np.linalg.norm(k, axis=1, keepdims=True) * (2 * np.pi / (0.8 * max(h, w)))
+        phase = rng.uniform(0, 2 * np.pi, 2)
+        amp = motion.warp_px * np.sin(2 * np.pi * motion.warp_hz * times)
+
+        def field_fn(i, xy, k=k, phase=phase, amp=amp):
+            return amp[i] * np.column_stack([np.sin(xy @ k[0] + phase[0]), np.sin(xy @ k[1] + phase[1])])
+
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
+    grid = np.column_stack([xs.ravel(), ys.ravel()])
+    base = img.astype(np.float32)
+    frames = np.empty((n_frames, h, w, 3), np.uint8)
+    gain = np.ones(n_frames) if motion.gain is None else np.broadcast_to(motion.gain(times), (n_frames,))
+    ramp = (xs / max(w - 1, 1) - 0.5).astype(np.float32)
+    for i in range(n_frames):
+        g = grid if field_fn is None else grid - field_fn(i, grid)
+        src = _apply(np.linalg.inv(mats[i]), g)
+        mx = src[:, 0].reshape(h, w).astype(np.float32)
+        my = src[:, 1].reshape(h, w).astype(np.float32)
+        f = cv2.remap(base, mx, my, interpolation=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT101)
+        light = gain[i] * (1.0 + motion.gradient * (i / max(n_frames - 1, 1)) * ramp)
+        f = f * light[..., None]
+        if motion.blur_sigma > 0:
+            f = cv2.GaussianBlur(f, (0, 0), motion.blur_sigma)
+        if motion.noise_std > 0:
+            f = f + rng.normal(0, motion.noise_std, f.shape).astype(np.float32)
+        frames[i] = np.clip(np.rint(f), 0, 255).astype(np.uint8)
+    return Sequence(frames, motion.fps, times, mats, motion, field_fn)
+
+
+# ── motions ─────────────────────────────────────────────────────────────────
+
+
+def heartbeat_motion(
+    rate_bpm: float = 72.0,
+    amplitude_px: float = 0.3,
+    fps: float = 30.0,
+    drift_px_per_s=(0.0, 0.0),
+    harmonics=(1.0, 0.35),
+    sway_px: float = 0.0,
+    sway_hz: float = 0.1,
+    phase: float = 0.0,
+) -> Motion:
+    """Periodic sub-pixel vertical head motion at the heart rate, plus slow drift.
+
+    vertical(t) = amplitude · Σ_k h_k sin(2π k f t + phase) / Σ h_k with f = rate_bpm / 60,
+    so ``amplitude_px`` is the peak of the sum's weights (the waveform is BCG-like, not a pure
+    sine, when harmonics beyond the first are non-zero). ``drift_px_per_s`` = (dx, dy) adds
+    a constant velocity (a float means vertical drift); ``sway_px`` a slow sinusoidal sway
+    in x and y at ``sway_hz`` (breathing / posture).
+    """
+    if rate_bpm <= 0 or fps <= 0:
+        raise EdgekdError("rate_bpm and fps must be positive")
+    f = rate_bpm / 60.0
+    h = np.asarray(harmonics, float)
+    drift = np.array([0.0, float(drift_px_per_s)]) if np.isscalar(drift_px_per_s) else np.asarray(drift_px_per_s, float)
+
+    def vertical(t):
+        s = sum(hk * np.sin(2 * np.pi * (k + 1) * f * t + (k + 1) * phase) for k, hk in enumerate(h))
+        return amplitude_px * s / h.sum()
+
+    def translate(t):
+        sway = sway_px * np.sin(2 * np.pi * sway_hz * t)
+        return np.column_stack([drift[0] * t + sway, drift[1] * t + vertical(t) + 0.5 * sway])
+
+    return Motion(
+        "heartbeat",
+        fps=fps,
+        translate=translate,
+        info={"vertical": vertical, "rate_bpm": rate_bpm, "amplitude_px": amplitude_px, "drift_px_per_s": drift.tolist()},
+    )
+
+
+def standard_motions(fps: float = 30.0) -> dict[str, Motion]:
+    """The evaluation suite: each motion alone, then all together."""
+    ramp = lambda per_s: (lambda t: per_s * t)  # noqa: E731
+
+    def wobble(ax, ay, hz):
+        return lambda t: np.column_stack([ax * np.sin(2 * np.pi * hz * t), ay * np.sin(2 * np.pi * hz * t * 0.7)])
+
+    return {
+        "translation": Motion("translation", fps, translate=wobble(12.0, 8.0, 0.5)),
+        "rotation": Motion("rotation", fps, rotate_deg=lambda t: 8.0 * np.sin(2 * np.pi * 0.4 * t)),
+        "scale": Motion("scale", fps, scale=lambda t: 1.0 + 0.08 * np.sin(2 * np.pi * 0.4 * t)),
+        "nonrigid": Motion("nonrigid", fps, warp_px=2.0, warp_hz=0.5),
+        "illumination": Motion("illumination", fps, gain=lambda t: 1.0 - 0.35 * np.sin(2 * np.pi * 0.3 * t) ** 2, gradient=0.4),
+        "noise": Motion("noise", fps, translate=wobble(3.0, 2.0, 0.5), noise_std=8.0),
+        "blur": Motion("blur", fps, translate=wobble(3.0, 2.0, 0.5), blur_sigma=1.5),
+        "heartbeat": heartbeat_motion(72, 0.3, fps, drift_px_per_s=(0.5, 1.0)),
+        "combined": Motion(
+            "combined", fps, translate=wobble(6.0, 4.0, 0.4), rotate_deg=lambda t: 4.0 * np.sin(2 * np.pi * 0.3 * t),
+            scale=lambda t: 1.0 + 0.04 * np.sin(2 * np.pi * 0.25 * t), warp_px=1.0,
+            gain=lambda t: 1.0 - 0.2 * np.sin(2 * np.pi * 0.2 * t) ** 2, noise_std=4.0, blur_sigma=0.7,
+        ),
+    }
+
+
+# ── real images and clips ───────────────────────────────────────────────────
+
+# Held out of DFE training (unseen subjects): used for validation and for these sequences.
+HELDOUT_ORL = tuple(f"s{i}" for i in range(36, 41))
+HELDOUT_STILLS = ("obama.jpg", "obama2.jpg", "obama3.jpg", "obama_partial_face.jpg", "obama_partial_face2.jpg", "biden.jpg")
+FACE_WIDTH = 160  # faces are rescaled to about this width: the scale DFE is trained and evaluated at
+
+
+def face_frame(image, face_width: int = FACE_WIDTH, margin: float = 0.5):
+    """Rescale so the largest detected face is ``face_width`` px wide and cut a box around it.
+
+    Returns ``(image, face_box)``; ``face_box`` is (x, y, w, h) in the returned image.
+    Raises EdgekdError when no face is found.
+    """
+    cv2 = cv2_module()
+    img = as_bgr(image)
+    boxes = detect_faces(img, min_size=max(24, min(img.shape[:2]) // 8))
+    if len(boxes) == 0:
+        raise EdgekdError("no face found in the image", "use a frontal face photo")
+    x, y, w, h = boxes[0]
+    s = face_width / w
+    img = cv2.resize(img, None, fx=s, fy=s, interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC)
+    x, y, w, h = (np.array([x, y, w, h]) * s).round().astype(int)
+    m = int(margin * w)
+    x0, y0 = max(0, x - m), max(0, y - m)
+    x1, y1 = min(img.shape[1], x + w + m), min(img.shape[0], y + h + m)
+    return np.ascontiguousarray(img[y0:y1, x0:x1]), np.array([x - x0, y - y0, w, h])
+
+
+def heldout_faces(data_root, limit: int | None = None):
+    """[(name, image, face_box, skin points)] for the held-out subjects (faces found by Haar)."""
+    root = Path(data_root)
+    paths = [root / "stills" / n for n in HELDOUT_STILLS] + [root / "orl" / s / "1.pgm" for s in HELDOUT_ORL]
+    out = []
+    for p in paths:
+        if not p.is_file():
+            continue
+        img = read_image(p)
+        if p.suffix == ".pgm":  # 92×112 ORL faces: upscale so the face is not tiny
+            img = cv2_module().resize(img, None, fx=2, fy=2, interpolation=cv2_module().INTER_CUBIC)
+        try:
+            frame, box = face_frame(img)
+        except EdgekdError:
+            continue
+        out.append((f"{p.parent.name}/{p.stem}", frame, box, skin_points(box)))
+        if limit and len(out) >= limit:
+            break
+    if not out:
+        raise EdgekdError(f"no held-out face images found under {root}", "point --data at the faces folder (with stills/ and orl/)")
+    return out
+
+
+def read_video(path, max_frames: int | None = None):
+    """All frames (list of uint8 BGR) and fps; EdgekdError when unreadable or empty."""
+    cv2 = cv2_module()
+    p = Path(path)
+    if not p.is_file():
+        raise EdgekdError(f"video not found: {p}", "check the path")
+    cap = cv2.VideoCapture(str(p))
+    if not cap.isOpened():
+        raise EdgekdError(f"cannot open video {p}", "use a file OpenCV/FFmpeg can read (mp4, avi, mkv)")
+    fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
+    frames = []
+    while max_frames is None or len(frames) < max_frames:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        frames.append(frame)
+    cap.release()
+    if not frames:
+        raise EdgekdError(f"no frames could be read from {p}", "the file is empty, truncated or not a video")
+    return frames, float(fps)
+
+
+def load_dlib_landmarks(path) -> np.ndarray:
+    """(T, 68, 2) automatic dlib landmarks (NaN where dlib found no face). A rough check only."""
+    arr = np.load(Path(path), allow_pickle=False)
+    if arr.ndim != 3 or arr.shape[-1] != 2:
+        raise EdgekdError(f"{path}: expected (T, 68, 2) landmarks, got {arr.shape}")
+    return arr.astype(np.float64)
