@@ -8,6 +8,7 @@ heart-rate commands start on a device that has no torch.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import List, Optional
 
@@ -44,6 +45,9 @@ app = typer.Typer(
 
 
 def main() -> None:
+    # TensorFlow-Lite / absl / XNNPACK log through C++ straight to the terminal; keep only errors.
+    for var, value in (("TF_CPP_MIN_LOG_LEVEL", "2"), ("GLOG_minloglevel", "2"), ("ABSL_MIN_LOG_LEVEL", "2")):
+        os.environ.setdefault(var, value)
     app()
 
 

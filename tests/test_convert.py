@@ -1,0 +1,104 @@
+"""Export to every format from a small student trained on real data (scikit-learn digits)."""
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from edgekd.convert.classifier import GateFailed, LabelledImages, export_classifier
+from edgekd.convert.onnx import onnx_op_sensitivity, quantize_onnx_int8
+from edgekd.convert.runners import Predictor
+from edgekd.convert.spec import InputSpec
+from edgekd.data import load_dataset
+from edgekd.distill.trainer import TrainConfig, train
+from edgekd.errors import EdgekdError
+from edgekd.models import create_model
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    d = load_dataset("digits")
+    torch.manual_seed(0)
+    model = create_model("student", cf=54.59)
+    train(model, d.train.subset(np.arange(1100)), d.train.subset(np.arange(1100, 1295)), d.mean, d.std,
+          TrainConfig(epochs=4, lr=3e-3, precise_bn_images=512), show_progress=False)
+    spec = InputSpec(mean=d.mean, std=d.std)
+    out = tmp_path_factory.mktemp("export")
+    val = LabelledImages(d.train.images[1100:1295], d.train.labels[1100:1295])
+    test = LabelledImages(d.test.images, d.test.labels)
+    card = export_classifier(model.eval(), spec, out, d.train.images[:256], val, test, formats="all", gate_pp=3.0,
+                             card_info={"name": "digits-test"}, log=lambda m: None)
+    return {"model": model, "spec": spec, "out": out, "card": card, "data": d, "val": val, "test": test}
+
+
+def test_every_format_exports_with_parity(exported):
+    card = exported["card"]
+    assert set(card["formats"]) == {"onnx", "onnx-int8", "tflite", "tflite-int8"}
+    for name, row in card["formats"].items():
+        assert row["status"] == "ok", (name, row)
+        par = row["parity"]
+        if row["int8"]:
+            assert par["top1_agreement"] > 0.9, name
+        else:
+            assert par["max_abs_diff"] < 1e-4 and par["top1_agreement"] == 1.0, name
+    assert card["reference"]["test_acc"] > 60  # it learned something real
+    tfl_in = card["formats"]["tflite-int8"]["input"]
+    assert tfl_in["dtype"] == "int8" and tfl_in["scale"] > 0  # full-integer model, scale read from the file
+    onnx.checker.check_model(str(exported["out"] / "model.onnx"))
+
+
+def test_int8_accuracy_within_gate_on_real_data(exported):
+    for name in ("onnx-int8", "tflite-int8"):
+        row = exported["card"]["formats"][name]
+        assert row["gate"] == "pass" and row["drop_pp"] <= 3.0, (name, row["drop_pp"])
+
+
+def test_card_matches_what_the_files_do(exported):
+    out, spec, test = exported["out"], exported["spec"], exported["test"]
+    card = json.loads((out / "card.json").read_text())
+    for name, row in card["formats"].items():
+        acc = 100 * (Predictor(out / row["file"])(spec.preprocess(test.images)).argmax(1) == test.labels).mean()
+        assert abs(acc - row["test_acc"]) < 1e-9, name
+    md = (out / "card.md").read_text()
+    assert "model.int8.tflite" in md and f"{card['formats']['onnx']['test_acc']:.2f}" in md
+    samples = np.load(out / "samples.npy")
+    assert samples.dtype == np.uint8 and samples.shape[1:] == (32, 32, 3)
+
+
+def test_sensitivity_ranking_and_float_exclusion(exported, tmp_path):
+    out, spec = exported["out"], exported["spec"]
+    calib = spec.preprocess(exported["data"].train.images[:64])
+    ranked = onnx_op_sensitivity(out / "model.onnx", out / "model.int8.onnx", calib)
+    nodes = {n.name for n in onnx.load(str(out / "model.onnx")).graph.node}
+    assert ranked and all(name in nodes for name, _ in ranked)
+    keep = [name for name, _ in ranked[:3]]
+    quantize_onnx_int8(out / "model.onnx", tmp_path / "mixed.onnx", calib, exclude_nodes=keep)
+
+    def n_quant(p):
+        return sum(n.op_type == "QuantizeLinear" for n in onnx.load(str(p)).graph.node)
+
+    assert n_quant(tmp_path / "mixed.onnx") < n_quant(out / "model.int8.onnx")
+
+
+def test_gate_failure_is_loud(exported, tmp_path):
+    with pytest.raises(GateFailed, match="accuracy gate failed"):
+        export_classifier(exported["model"], exported["spec"], tmp_path, exported["data"].train.images[:32],
+                          exported["val"], exported["test"], formats="onnx", gate_pp=-1.0, log=lambda m: None)
+    assert json.loads((tmp_path / "card.json").read_text())["gate"]["passed"] is False
+
+
+def test_corrupt_and_wrong_files_are_refused(exported, tmp_path):
+    good = (exported["out"] / "model.onnx").read_bytes()
+    (tmp_path / "cut.onnx").write_bytes(good[: len(good) // 3])
+    (tmp_path / "cut.tflite").write_bytes((exported["out"] / "model.tflite").read_bytes()[:1000])
+    (tmp_path / "model.txt").write_text("hello")
+    for bad in ("cut.onnx", "cut.tflite", "model.txt"):
+        with pytest.raises(EdgekdError):
+            Predictor(tmp_path / bad)
+    p = Predictor(exported["out"] / "model.onnx")
+    with pytest.raises(EdgekdError, match="expects input"):
+        p(np.zeros((1, 3, 28, 28), np.float32))
+    with pytest.raises(EdgekdError, match="NaN"):
+        p(np.full((1, 3, 32, 32), np.nan, np.float32))
