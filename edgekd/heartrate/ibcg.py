@@ -16,7 +16,8 @@ import numpy as np
 from edgekd.heartrate.signal import DEFAULT_BAND_HZ, SpectralEstimate, bandpass, spectral_rate
 
 MIN_TRACKS = 3
-MIN_VALID_FRACTION = 0.9  # a track lost for more than 10% of the window is not used
+MIN_VALID_FRACTION = 0.9
+MIN_COMPONENT_SHARE = 0.25  # of the first component's variance  # a track lost for more than 10% of the window is not used
 
 
 @dataclass
@@ -77,6 +78,10 @@ def _most_periodic_component(x: np.ndarray, fs: float, band, n_components: int) 
     u, s, _ = np.linalg.svd(centered, full_matrices=False)
     best, best_score = None, -np.inf
     for k in range(min(n_components, len(s))):
+        # weak components are tracker noise whose random peaks can look periodic in a
+        # 10 s window; only components with a real share of the motion compete
+        if s[k] ** 2 < MIN_COMPONENT_SHARE * s[0] ** 2:
+            break
         comp = u[:, k] * s[k]
         score = spectral_rate(comp, fs, band).peak_fraction
         if score > best_score:
