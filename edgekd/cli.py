@@ -59,6 +59,121 @@ def main() -> None:
 # ──────────────────────────────── track ─────────────────────────────────────
 
 
+class _DefaultRunGroup(TyperGroup):
+    """``edgekd track VIDEO ...`` means ``edgekd track run VIDEO ...``: an unknown first word goes to ``run``."""
+
+    default_command = "run"
+
+    def parse_args(self, ctx, args):
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = [self.default_command, *args]
+        return super().parse_args(ctx, args)
+
+
+track_app = typer.Typer(
+    cls=_DefaultRunGroup,
+    no_args_is_help=True,
+    add_completion=False,
+    help="Track skin features (DFE, LK, SIFT, ORB, NCC): [bold]edgekd track VIDEO --points x,y[/], eval, train.",
+    rich_markup_mode="rich",
+)
+app.add_typer(track_app, name="track")
+
+
+@track_app.command("run")
+def track_run(
+    video: Path = typer.Argument(..., help="video file (mp4, avi, ...)"),
+    points: List[str] = typer.Option(..., "--points", "-p", help="x,y (repeatable, or several separated by spaces); 'auto' = skin points of the largest face"),
+    method: str = typer.Option("dfe", help="dfe | lk | sift | orb | ncc"),
+    encoder: Optional[Path] = typer.Option(None, help="DFE encoder: .pt, .onnx or .tflite (default export/dfe-encoder/model.onnx)"),
+    out: Path = typer.Option(Path("tracks.csv"), help="CSV: frame, time_s, point, x, y, ok (x,y empty when lost)"),
+    overlay: Optional[Path] = typer.Option(None, help="also write the video with the tracked points drawn (.mp4)"),
+    max_frames: Optional[int] = typer.Option(None, help="stop after this many frames"),
+):
+    """Track points through a video."""
+    from edgekd.track.run import track_file
+
+    r = track_file(video, points, method=method, encoder=encoder, out_csv=out, overlay=overlay, max_frames=max_frames, threads=1)
+    typer.echo(f"{r['points']} points × {r['frames']} frames with {method}: {r['fps_tracking']:.1f} frames/s → {r['csv']}")
+    for p, t in r["lost"].items():
+        typer.echo(f"  point {p} lost at frame {t} (marked ok=0, no position, from then on)")
+    if r["overlay"]:
+        typer.echo(f"overlay → {r['overlay']}")
+
+
+@track_app.command("eval")
+def track_eval(
+    data: Path = typer.Option(Path("../shared/data/faces"), help="face images (held-out subjects are used)"),
+    methods: str = typer.Option("lk,ncc,sift,orb,dfe", help="comma-separated; surf is unavailable"),
+    encoder: List[Path] = typer.Option([], "--encoder", help="DFE encoder file(s); repeat to compare formats/runtimes"),
+    images: int = typer.Option(4, help="held-out faces to use"),
+    frames: int = typer.Option(45, help="frames per sequence"),
+    motions: Optional[str] = typer.Option(None, help="comma-separated subset of the motion suite"),
+    out_dir: Path = typer.Option(Path("benchmarks/tracking"), help="results.json, results.csv, plots"),
+    seed: int = 0,
+):
+    """Every method on ground-truth sequences (real faces, known motion) → table, JSON/CSV, plots."""
+    import csv
+
+    from edgekd.track.evaluate import evaluate, motion_table, plots, table
+    from edgekd.track.run import default_encoder
+    from edgekd.utils.io import write_json
+    from edgekd.utils.system import machine_record
+
+    wanted = [m.strip() for m in methods.split(",") if m.strip()]
+    encoders = list(encoder) or ([default_encoder()] if default_encoder() else [])
+    if "dfe" in wanted and not encoders:
+        raise EdgekdError("dfe needs an encoder", "pass --encoder PATH or train one with: edgekd track train")
+    from edgekd.track import create_tracker
+
+    for m in wanted:  # fail early on unknown / unavailable methods
+        if m != "dfe":
+            create_tracker(m)
+    res = evaluate(data, wanted, encoders, n_images=images, n_frames=frames,
+                   motions=[m.strip() for m in motions.split(",")] if motions else None, seed=seed,
+                   log=lambda s: typer.echo(s, err=True))
+    res["machine"] = machine_record()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_json(out_dir / "results.json", res)
+    with open(out_dir / "results.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["method", "motion", "n", "mean_px", "median_px", "p95_px", "failure_rate", "lost_rate", "fps"])
+        for lab, r in res["methods"].items():
+            for mot, s in [("all", r["overall"]), *r["per_motion"].items()]:
+                w.writerow([lab, mot, s["n"], s["mean_px"], s["median_px"], s["p95_px"], s["failure_rate"], s["lost_rate"], r["fps"]])
+    paths = plots(res, out_dir)
+    typer.echo(table(res))
+    typer.echo("\nmean px per motion:\n" + motion_table(res))
+    typer.echo(f"\n→ {out_dir}/results.json, results.csv, " + ", ".join(p.name for p in paths))
+
+
+@track_app.command("train")
+def track_train(
+    data: Path = typer.Option(Path("../shared/data/faces"), help="folder of face images and/or videos"),
+    out: Path = typer.Option(Path("runs/dfe"), help="checkpoints, best model dfe_autoencoder.pt, history.json"),
+    epochs: int = 6,
+    train_crops: int = typer.Option(6000, help="31×31 crops cut from training subjects"),
+    val_crops: int = typer.Option(1000, help="crops from held-out subjects (validation loss)"),
+    batch_size: int = 32,
+    lr: float = 2e-3,
+    loss: str = typer.Option("gaussian", help="gaussian (weighted, DFE) | mse (plain, ablation)"),
+    sigma: float = typer.Option(5.0, help="Gaussian weight σ in px"),
+    seed: int = 0,
+    threads: int = typer.Option(1, help="torch CPU threads"),
+    resume: bool = typer.Option(False, help="continue from OUT/train_state.pt"),
+):
+    """Train the DFE autoencoder without labels on face crops."""
+    from edgekd.track.train import TrainConfig, train
+
+    if loss not in ("gaussian", "mse"):
+        raise EdgekdError(f"unknown loss {loss!r}", "use gaussian or mse")
+    cfg = TrainConfig(data=str(data), out=str(out), epochs=epochs, train_crops=train_crops, val_crops=val_crops,
+                      batch_size=batch_size, lr=lr, sigma=sigma if loss == "gaussian" else None, seed=seed, threads=threads)
+    r = train(cfg, resume=resume)
+    typer.echo(f"best held-out loss {r['best_val_loss']:.5f} → {r['model']} ({r['seconds']:.0f}s)")
+
+
+
 # ────────────────────────────── heart rate ──────────────────────────────────
 
 

@@ -7,6 +7,7 @@ never disagree about the input.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -79,16 +80,31 @@ def check_points(points, shape, margin: int = HALF) -> np.ndarray:
     return pts
 
 
-def detect_faces(image_bgr: np.ndarray, min_size: int = 40) -> np.ndarray:
-    """Haar frontal-face boxes (x, y, w, h), largest first; empty (0, 4) when none."""
+@functools.lru_cache(maxsize=1)
+def _face_cascade():
     cv2 = cv2_module()
+    if not hasattr(cv2, "CascadeClassifier") or not hasattr(cv2, "data"):
+        raise EdgekdError("this OpenCV build has no Haar face detector", "install opencv-python-headless>=4.10,<5")
     cascade_path = Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"
     cascade = cv2.CascadeClassifier(str(cascade_path))
     if cascade.empty():
         raise EdgekdError(f"OpenCV Haar cascade missing at {cascade_path}", "install opencv-python-headless>=4.10,<5")
-    gray = cv2.equalizeHist(as_gray(image_bgr))
-    boxes = cascade.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5, minSize=(min_size, min_size))
-    boxes = np.asarray(boxes, dtype=np.int64).reshape(-1, 4)
+    return cascade
+
+
+def detect_faces(image_bgr: np.ndarray, min_size: int = 40) -> np.ndarray:
+    """Haar frontal-face boxes (x, y, w, h), largest first; empty (0, 4) when none."""
+    cv2 = cv2_module()
+    cascade = _face_cascade()
+    gray = as_gray(image_bgr)
+    # big photos: detect on a ≤ 640 px copy (faces there are large anyway), then scale back
+    s = min(1.0, 640 / max(gray.shape))
+    if s < 1:
+        gray = cv2.resize(gray, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
+    gray = cv2.equalizeHist(gray)
+    m = max(12, int(min_size * s))
+    boxes = cascade.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5, minSize=(m, m))
+    boxes = np.rint(np.asarray(boxes, dtype=np.float64).reshape(-1, 4) / s).astype(np.int64)
     return boxes[np.argsort(-(boxes[:, 2] * boxes[:, 3]))]
 
 
