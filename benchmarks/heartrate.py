@@ -293,7 +293,8 @@ def main(argv=None):
                 a for a in (sys.argv[1:] if argv is None else argv) if not a.startswith("--part") and a not in ("all", "synthetic", "forehead", "speed"))
     write_json(result_path, result)
     _write_csv(out.with_suffix(".csv"), result)
-    print(f"wrote {result_path} and {out.with_suffix('.csv')}")
+    Path(str(out) + "_tables.md").write_text(tables_markdown(result))
+    print(f"wrote {result_path}, {out.with_suffix('.csv')} and {out}_tables.md")
 
 
 def _write_csv(path: Path, result: dict) -> None:
@@ -308,6 +309,46 @@ def _write_csv(path: Path, result: dict) -> None:
     for key, s in result.get("speed", {}).get("table", {}).items():
         lines.append(f"speed,{key},{len(s['runs'])},,,,,,,{s['frames_per_s_median']}")
     path.write_text("\n".join(lines) + "\n")
+
+
+def tables_markdown(result: dict) -> str:
+    """The benchmark's tables as markdown (pasted into benchmarks/heartrate.md)."""
+    f = lambda v, d=1: "–" if v is None else f"{v:.{d}f}"  # noqa: E731
+    out = []
+    syn = result.get("synthetic")
+    if syn:
+        out += ["| condition | method | sequences | MAE per sequence (bpm) | RMSE | within 5 bpm | good windows | "
+                "MAE on good windows (n) | MAE on all windows | frames/s |", "|" + "---|" * 10]
+        for s in syn["table"].values():
+            q, g, a = s["sequence"], s["window_good"], s["window_all"]
+            out.append(f"| {s['condition']} | {s['method']} | {s['sequences']} | {f(q['mae'], 2)} ± {f(q['sd_abs'], 2)} | "
+                       f"{f(q['rmse'], 2)} | {f(100 * q['within_5bpm'], 0) if q['n'] else '–'}% | {100 * s['good_fraction']:.0f}% | "
+                       f"{f(g['mae'], 2)} ({g['n']}) | {f(a['mae'], 2)} | {s['frames_per_s_median']:.0f} |")
+        out.append("")
+    fh = result.get("forehead")
+    if fh:
+        out += ["| estimator | videos | MAE (bpm) | RMSE | Pearson r | within 5 bpm | good windows | median SNR (dB) |",
+                "|" + "---|" * 8]
+        for name, s in fh["table"].items():
+            out.append(f"| {name} | {s['n']} | {f(s['mae'])} ± {f(s['sd_abs'])} | {f(s['rmse'])} | {f(s.get('pearson_r'), 2)} | "
+                       f"{f(100 * s['within_5bpm'], 0)}% | {f(100 * s['good_window_fraction'], 0) if 'good_window_fraction' in s else '–'}"
+                       f"{'%' if 'good_window_fraction' in s else ''} | {f(s.get('median_snr_db'))} |")
+        out.append("")
+        out += ["| video | truth (bpm) | length (s) | " + " | ".join(k for k in fh["table"] if not k.startswith("baseline")) + " |",
+                "|" + "---|" * (3 + sum(not k.startswith("baseline") for k in fh["table"]))]
+        for r in fh["rows"]:
+            cells = [f"{r[k]['summary_bpm']:.1f} ({r[k]['good_windows']}/{r[k]['windows']})" for k in fh["table"] if not k.startswith("baseline")]
+            out.append(f"| {r['video']} | {r['truth_bpm']:.1f} | {r['seconds']:.0f} | " + " | ".join(cells) + " |")
+        out.append("")
+    sp = result.get("speed")
+    if sp:
+        out += ["| app configuration | tracker used | frames/s median (min–max), N | tracking ms/frame | rate reported |", "|---|---|---|---|---|"]
+        for key, s in sp["table"].items():
+            r0 = s["runs"][0]
+            out.append(f"| {key} | {r0['tracker']}{' (' + Path(r0['encoder']).name + ')' if r0['encoder'] else ''} | "
+                       f"{s['frames_per_s_median']:.0f} ({s['frames_per_s_min']:.0f}–{s['frames_per_s_max']:.0f}), {len(s['runs'])} | "
+                       f"{s['tracking_ms_median']:.2f} | {f(r0['bpm'])} ({r0['quality']}) |")
+    return "\n".join(out) + "\n"
 
 
 if __name__ == "__main__":

@@ -64,7 +64,7 @@ def resolve_tracker(tracker: str, encoder) -> tuple[str, object, str]:
         return "dfe", str(path), ""
     return "lk", None, (
         f"no exported DFE encoder found ({encoder or DEFAULT_ENCODER_DIR}); tracking with Lucas–Kanade instead. "
-        "Export one with `edgekd track export` (see export/dfe-encoder/card.md)"
+        "The tracker's export step writes it to export/dfe-encoder/ (its card.md names the command)"
     )
 
 
