@@ -133,10 +133,17 @@ def synthetic(args) -> dict:
             print(f"  {name} {condition} {rate} bpm amp {amp:.2f} px noise {noise:g}: " + ", ".join(
                 f"{r['method']} {'-' if r['summary_bpm'] is None else round(r['summary_bpm'], 1)}{'' if r['summary_good'] else '(low)'}"
                 for r in done), flush=True)
+    return {"config": {k: (v if not isinstance(v, Path) else str(v)) for k, v in vars(args).items()},
+            "faces": [f[0] for f in faces], "rates": RATES, "table": synthetic_table(rows), "rows": rows}
+
+
+def synthetic_table(rows: list) -> dict:
     table = {}
-    for condition in args.conditions:
+    for condition in dict.fromkeys(r["condition"] for r in rows):
         for method in dict.fromkeys(r["method"] for r in rows):
             rs = [r for r in rows if r["method"] == method and r["condition"] == condition]
+            if not rs:
+                continue
             all_err = np.concatenate([r["err_all"] for r in rs])
             good_err = np.concatenate([r["err_good"] for r in rs])
             seq_err = np.array([(r["summary_bpm"] - r["rate"]) if r["summary_bpm"] is not None else np.nan for r in rs])
@@ -148,8 +155,8 @@ def synthetic(args) -> dict:
                 "sequence": _stats(seq_err),
                 "frames_per_s_median": float(np.median([r["frames_per_s"] for r in rs])),
             }
-    return {"config": {k: (v if not isinstance(v, Path) else str(v)) for k, v in vars(args).items()},
-            "faces": [f[0] for f in faces], "rates": RATES, "table": table, "rows": rows}
+    return table
+
 
 
 # ─────────────────────────────── (b) forehead ────────────────────────────────
@@ -210,7 +217,8 @@ def forehead(args) -> dict:
         table[name] = s
     # what always answering the mean of the other videos' truths would score (a floor to beat)
     loo = np.array([np.mean(np.delete(truth_v, i)) for i in range(len(truth_v))])
-    table["baseline: mean of the other videos' truth"] = {**_stats(loo - truth_v), "pearson_r": float(np.corrcoef(loo, truth_v)[0, 1])}
+    # (its correlation is meaningless: the leave-one-out mean falls exactly as the left-out truth rises)
+    table["baseline: mean of the other videos' truth"] = {**_stats(loo - truth_v), "pearson_r": None}
     return {"config": {"window_s": args.window, "step_s": args.step}, "table": table, "rows": rows}
 
 
@@ -237,13 +245,15 @@ def speed(args) -> dict:
         writer.release()
     app = ROOT / "devices" / "raspberry-pi" / "heart_rate_app.py"
     runs = {}
-    configs = [(m, t) for m in ("fused",) for t in args.trackers] + [("rppg", "lk")]
-    for method, tracker in configs:
-        key = f"{method}/{tracker}" if method != "rppg" else "rppg"
+    configs = [("fused", t, 40) for t in args.trackers] + [("fused", t, 16) for t in args.trackers if t == "dfe"]
+    configs += [] if args.merge else [("rppg", "lk", 40)]
+    for method, tracker, points in configs:
+        key = (f"{method}/{tracker}" if method != "rppg" else "rppg") + (f", {points} points" if method != "rppg" else "")
         res = []
         for rep in range(args.repeats):
             out = Path(args.scratch) / f"speed_{method}_{tracker}_{rep}.json"
-            cmd = [sys.executable, str(app), str(video), "--method", method, "--tracker", tracker, "--json", str(out)]
+            cmd = [sys.executable, str(app), str(video), "--method", method, "--tracker", tracker, "--json", str(out),
+                   "--points", str(points)]
             if tracker == "dfe" and args.encoder:
                 cmd += ["--encoder", str(args.encoder)]
             subprocess.run(cmd, check=True, capture_output=True, text=True)
@@ -251,7 +261,10 @@ def speed(args) -> dict:
             res.append({**perf["performance"], "bpm": perf["summary"]["bpm"], "quality": perf["summary"]["quality"],
                         "tracker": perf["tracker"], "encoder": perf["encoder"]})
         fps = np.array([r["frames_per_s"] for r in res])
-        runs[key] = {"runs": res, "frames_per_s_median": float(np.median(fps)), "frames_per_s_min": float(fps.min()),
+        mon_fps = np.array([r["monitor_frames_per_s"] for r in res])
+        runs[key] = {"runs": res, "frames_per_s_median": float(np.median(fps)),
+                     "monitor_frames_per_s_median": float(np.median(mon_fps)), "monitor_frames_per_s_min": float(mon_fps.min()),
+                     "monitor_frames_per_s_max": float(mon_fps.max()), "frames_per_s_min": float(fps.min()),
                      "frames_per_s_max": float(fps.max()),
                      "tracking_ms_median": float(np.median([r["tracking_ms_per_frame"] for r in res]))}
         print(f"  {key}: {np.median(fps):.1f} frames/s (min {fps.min():.1f}, max {fps.max():.1f}, N={len(fps)})", flush=True)
@@ -273,6 +286,7 @@ def main(argv=None):
     p.add_argument("--speed-seconds", type=float, default=20.0)
     p.add_argument("--scratch", default="/tmp/edgekd-heartrate-bench")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "heartrate"))
+    p.add_argument("--merge", action="store_true", help="add to the existing results instead of replacing the part")
     args = p.parse_args(argv)
     args.trackers = [t for t in args.trackers.split(",") if t]
     args.conditions = [c for c in args.conditions.split(",") if c]
@@ -287,7 +301,10 @@ def main(argv=None):
         if args.part in ("all", part):
             print(f"[{part}]", flush=True)
             t0 = time.perf_counter()
-            result[part] = fn(args)
+            new = fn(args)
+            if part in ("synthetic", "speed") and args.merge and part in result:
+                new = _merge(part, result[part], new)
+            result[part] = new
             result[part]["wall_s"] = time.perf_counter() - t0
             result[part]["command"] = f"python benchmarks/heartrate.py --part {part} " + " ".join(
                 a for a in (sys.argv[1:] if argv is None else argv) if not a.startswith("--part") and a not in ("all", "synthetic", "forehead", "speed"))
@@ -295,6 +312,18 @@ def main(argv=None):
     _write_csv(out.with_suffix(".csv"), result)
     Path(str(out) + "_tables.md").write_text(tables_markdown(result))
     print(f"wrote {result_path}, {out.with_suffix('.csv')} and {out}_tables.md")
+
+
+def _merge(part: str, old: dict, new: dict) -> dict:
+    """Keep the earlier run's methods that this run did not redo (e.g. add dfe to lk,ncc)."""
+    if part == "synthetic":
+        redone = {r["method"] for r in new["rows"]}
+        new["rows"] = [r for r in old["rows"] if r["method"] not in redone] + new["rows"]
+        new["table"] = synthetic_table(new["rows"])
+    else:
+        new["table"] = {**old["table"], **new["table"]}
+    new["earlier_commands"] = old.get("earlier_commands", []) + [old.get("command")]
+    return new
 
 
 def _write_csv(path: Path, result: dict) -> None:
@@ -342,11 +371,13 @@ def tables_markdown(result: dict) -> str:
         out.append("")
     sp = result.get("speed")
     if sp:
-        out += ["| app configuration | tracker used | frames/s median (min–max), N | tracking ms/frame | rate reported |", "|---|---|---|---|---|"]
+        out += ["| app configuration | tracker used | frames/s incl. FFV1 decode, median (min–max) | frames/s in the monitor | N | tracking ms/frame | rate reported |", "|---|---|---|---|---|---|---|"]
         for key, s in sp["table"].items():
             r0 = s["runs"][0]
+            mon = (f"{s['monitor_frames_per_s_median']:.0f} ({s['monitor_frames_per_s_min']:.0f}–{s['monitor_frames_per_s_max']:.0f})"
+                   if "monitor_frames_per_s_median" in s else f"{np.median([r['monitor_frames_per_s'] for r in s['runs']]):.0f}")
             out.append(f"| {key} | {r0['tracker']}{' (' + Path(r0['encoder']).name + ')' if r0['encoder'] else ''} | "
-                       f"{s['frames_per_s_median']:.0f} ({s['frames_per_s_min']:.0f}–{s['frames_per_s_max']:.0f}), {len(s['runs'])} | "
+                       f"{s['frames_per_s_median']:.0f} ({s['frames_per_s_min']:.0f}–{s['frames_per_s_max']:.0f}) | {mon} | {len(s['runs'])} | "
                        f"{s['tracking_ms_median']:.2f} | {f(r0['bpm'])} ({r0['quality']}) |")
     return "\n".join(out) + "\n"
 

@@ -187,7 +187,7 @@ def heartrate_cmd(
     step: float = typer.Option(1.0, help="Seconds between estimates."),
     band: str = typer.Option("0.7,3.5", help="Pass band LOW,HIGH in Hz (0.7,3.5 = 42-210 bpm)."),
     roi: str = typer.Option("face", help="face (find it, use forehead/nose/cheeks) or full (the video is a skin crop)."),
-    tracker: str = typer.Option("lk", help="Feature tracker for iBCG: dfe, lk, sift, orb, ncc."),
+    tracker: str = typer.Option("dfe", help="Feature tracker for iBCG: dfe (falls back to lk, saying so, when no encoder is exported), lk, sift, orb, ncc."),
     encoder: Optional[Path] = typer.Option(None, help="DFE encoder (.onnx/.tflite); default: export/dfe-encoder/, INT8 first."),
     fps: Optional[float] = typer.Option(None, help="Override the frame rate the file states."),
     seconds: Optional[float] = typer.Option(None, help="Stop after this many seconds (needed for a camera)."),

@@ -124,3 +124,20 @@ def test_device_app_refuses_too_short_clip_without_torch():
     assert proc.returncode == 2
     assert "shorter than the 10 s analysis window" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_cli_heartrate_writes_json_and_refuses_bad_input(tmp_path):
+    from typer.testing import CliRunner
+
+    from edgekd.cli import app
+
+    video = shared_path("rppg-forehead", "India", "video37_forehead.avi")
+    out = tmp_path / "hr.json"
+    res = CliRunner().invoke(app, ["heartrate", str(video), "--method", "rppg", "--roi", "full", "--window", "8",
+                                   "--step", "2", "--seconds", "12", "--json", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "heart rate:" in res.output and out.exists()
+    res = CliRunner().invoke(app, ["heartrate", str(video), "--band", "0.7,9"])
+    assert res.exit_code == 2 and "too low" in res.output
+    res = CliRunner().invoke(app, ["heartrate", str(video), "--method", "magic"])
+    assert res.exit_code == 2 and "unknown heart-rate method" in res.output

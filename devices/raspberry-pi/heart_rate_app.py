@@ -37,6 +37,7 @@ def parse_args(argv=None):
     p.add_argument("--window", type=float, default=10.0, help="analysis window, s")
     p.add_argument("--step", type=float, default=1.0, help="seconds between estimates")
     p.add_argument("--roi", default="face", choices=["face", "full"])
+    p.add_argument("--points", type=int, default=40, help="skin features to track (fewer = faster DFE)")
     p.add_argument("--width", type=int, default=640, help="camera capture width")
     p.add_argument("--seconds", type=float, default=None, help="stop after this long")
     p.add_argument("--threads", type=int, default=None, help="runtime threads (default: the runtime's)")
@@ -67,7 +68,7 @@ def main(argv=None) -> int:
         print(f"source {args.source} at {fps:.1f} frames/s; method {args.method}; tracker {tracker}"
               + (f" ({encoder})" if encoder else ""), flush=True)
         monitor = HeartRateMonitor(fps, method=args.method, window_s=args.window, step_s=args.step,
-                                   roi=args.roi, tracker=tracker, encoder=encoder)
+                                   roi=args.roi, tracker=tracker, encoder=encoder, max_points=args.points)
     except EdgekdError as exc:
         print(f"error: {exc.message}" + (f"\n  → {exc.hint}" if exc.hint else ""), file=sys.stderr)
         return 2
