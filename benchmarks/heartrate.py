@@ -85,12 +85,13 @@ def synthetic(args) -> dict:
     from edgekd.track.groundtruth import heartbeat_motion, heldout_faces, make_sequence
 
     faces = heldout_faces(DATA / "faces", limit=args.faces)
-    rng = np.random.default_rng(0)
     rows = []
     n_frames = int(args.seconds * args.fps)
     for fi, (name, image, box, _) in enumerate(faces):
         for condition in args.conditions:
           for rate in RATES:
+            # one generator per sequence: the same face/condition/rate gives the same sequence in every run
+            rng = np.random.default_rng([fi, ("easy", "hard").index(condition), rate])
             if condition == "easy":  # still subject, clean camera
                 amp, noise, jitter = float(rng.uniform(0.1, 0.5)), float(rng.choice([2.0, 5.0])), 0.0
             else:  # faint pulse, noisy sensor, small involuntary head movements inside the band
@@ -317,8 +318,8 @@ def main(argv=None):
 def _merge(part: str, old: dict, new: dict) -> dict:
     """Keep the earlier run's methods that this run did not redo (e.g. add dfe to lk,ncc)."""
     if part == "synthetic":
-        redone = {r["method"] for r in new["rows"]}
-        new["rows"] = [r for r in old["rows"] if r["method"] not in redone] + new["rows"]
+        redone = {(r["method"], r["condition"]) for r in new["rows"]}
+        new["rows"] = [r for r in old["rows"] if (r["method"], r["condition"]) not in redone] + new["rows"]
         new["table"] = synthetic_table(new["rows"])
     else:
         new["table"] = {**old["table"], **new["table"]}
