@@ -112,8 +112,9 @@ def synthetic(args) -> dict:
                     mon.push(f)
                 wall = time.perf_counter() - t0
                 variants = {
-                    f"ibcg-pca/{tracker}": [(r.bpm_ibcg, r.snr_ibcg) for r in mon.results],
-                    f"ibcg-mean/{tracker}": _windows_offline(mon, args.fps, "mean"),
+                    f"ibcg-{mon.combine}/{tracker}": [(r.bpm_ibcg, r.snr_ibcg) for r in mon.results],
+                    f"ibcg-{'pca' if mon.combine == 'mean' else 'mean'}/{tracker}":
+                        _windows_offline(mon, args.fps, "pca" if mon.combine == "mean" else "mean"),
                     f"ibcg-intervals/{tracker}": [(r.bpm_ibcg_intervals, r.snr_ibcg) for r in mon.results],
                     f"fused/{tracker}": [(r.bpm, r.snr_db) for r in mon.results],
                 }
@@ -351,9 +352,10 @@ def tables_markdown(result: dict) -> str:
                 "MAE on good windows (n) | MAE on all windows | frames/s |", "|" + "---|" * 10]
         for s in syn["table"].values():
             q, g, a = s["sequence"], s["window_good"], s["window_all"]
+            fps = "–" if s["method"] == "rppg" else f"{s['frames_per_s_median']:.0f}"  # rppg rides along another tracker's run
             out.append(f"| {s['condition']} | {s['method']} | {s['sequences']} | {f(q['mae'], 2)} ± {f(q['sd_abs'], 2)} | "
                        f"{f(q['rmse'], 2)} | {f(100 * q['within_5bpm'], 0) if q['n'] else '–'}% | {100 * s['good_fraction']:.0f}% | "
-                       f"{f(g['mae'], 2)} ({g['n']}) | {f(a['mae'], 2)} | {s['frames_per_s_median']:.0f} |")
+                       f"{f(g['mae'], 2)} ({g['n']}) | {f(a['mae'], 2)} | {fps} |")
         out.append("")
     fh = result.get("forehead")
     if fh:

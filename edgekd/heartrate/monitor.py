@@ -45,7 +45,7 @@ class HeartRateMonitor:
         tracker: str = "lk",
         encoder=None,
         max_points: int = 40,
-        combine: str = "pca",
+        combine: str = "mean",
         rppg_algorithm: str = "pos",
         min_snr_db: float = DEFAULT_MIN_SNR_DB,
         face_timeout_s: float = 3.0,

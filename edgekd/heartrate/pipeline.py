@@ -80,7 +80,7 @@ def estimate_heart_rate(
     fps: float | None = None,
     max_seconds: float | None = None,
     max_points: int = 40,
-    combine: str = "pca",
+    combine: str = "mean",
     on_window=None,
 ) -> dict:
     """Run the monitor over a whole file (or ``max_seconds`` of a camera) and report.
