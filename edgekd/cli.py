@@ -396,4 +396,56 @@ def track_train(
 # ────────────────────────────── heart rate ──────────────────────────────────
 
 
+@app.command("heartrate")
+def heartrate_cmd(
+    video: str = typer.Argument(..., help="Video file, or an integer camera index (0) for live input."),
+    method: str = typer.Option("fused", help="ibcg (head motion), rppg (skin colour) or fused (both, by quality)."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write every window's estimate to this JSON file."),
+    plot: Optional[Path] = typer.Option(None, help="Write trajectories, spectrum and rate over time to this PNG."),
+    window: float = typer.Option(10.0, help="Analysis window (s)."),
+    step: float = typer.Option(1.0, help="Seconds between estimates."),
+    band: str = typer.Option("0.7,3.5", help="Pass band LOW,HIGH in Hz (0.7,3.5 = 42-210 bpm)."),
+    roi: str = typer.Option("face", help="face (find it, use forehead/nose/cheeks) or full (the video is a skin crop)."),
+    tracker: str = typer.Option("dfe", help="Feature tracker for iBCG: dfe (falls back to lk, saying so, when no encoder is exported), lk, sift, orb, ncc."),
+    encoder: Optional[Path] = typer.Option(None, help="DFE encoder (.onnx/.tflite); default: export/dfe-encoder/, INT8 first."),
+    fps: Optional[float] = typer.Option(None, help="Override the frame rate the file states."),
+    seconds: Optional[float] = typer.Option(None, help="Stop after this many seconds (needed for a camera)."),
+):
+    """Heart rate from a face video: head motion (iBCG), skin colour (rPPG), or both."""
+    from edgekd.heartrate.pipeline import estimate_heart_rate, plot_report, public
+    from edgekd.utils.io import write_json
+
+    try:
+        lo, hi = (float(v) for v in band.split(","))
+    except ValueError:
+        raise EdgekdError(f"--band must be LOW,HIGH in Hz, got {band!r}", "e.g. --band 0.7,3.5") from None
+    if video.isdigit() and seconds is None:
+        typer.echo("live camera: press Ctrl-C to stop (or pass --seconds)")
+
+    def show(r):
+        rate = "  --  " if r.bpm != r.bpm else f"{r.bpm:6.1f}"
+        typer.echo(f"{r.t_end:7.1f} s  {rate} bpm  {r.quality:4s}  {r.source:9s}  SNR {r.snr_db:5.1f} dB"
+                   + (f"  [{'; '.join(r.flags)}]" if r.flags else ""))
+
+    report = estimate_heart_rate(
+        video, method=method, window_s=window, step_s=step, band=(lo, hi), roi=roi, tracker=tracker,
+        encoder=encoder, fps=fps, max_seconds=seconds, on_window=show,
+    )
+    for note in report["notes"]:
+        typer.secho(f"note: {note}", err=True, fg="yellow")
+    s = report["summary"]
+    if s["bpm"] is None:
+        typer.secho("no heart rate could be estimated", fg="red")
+    else:
+        typer.echo(f"heart rate: {s['bpm']:.1f} bpm ({s['quality']} quality, {s['good_windows']}/{s['windows']} good windows, "
+                   f"sources {s['sources'] or '-'}); processed at {report['processing_fps']:.1f} frames/s")
+        if s["quality"] != "good":
+            typer.secho(f"warning: {s['message']}", fg="yellow")
+    if json_out:
+        write_json(json_out, public(report))
+        typer.echo(f"wrote {json_out}")
+    if plot:
+        typer.echo(f"wrote {plot_report(report, plot)}")
+
+
 # ───────────────────────────── experiments ──────────────────────────────────

@@ -1,0 +1,210 @@
+"""Video file or camera → window-by-window heart rate → report (JSON-able) and plot."""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+
+from edgekd.errors import EdgekdError, require
+from edgekd.heartrate.monitor import HeartRateMonitor, summarize
+from edgekd.heartrate.signal import DEFAULT_BAND_HZ
+
+DEFAULT_ENCODER_DIR = Path("export/dfe-encoder")
+ENCODER_PREFERENCE = ("model.int8.tflite", "model.int8.onnx", "model.tflite", "model.onnx")
+
+
+def open_source(source, fps: float | None = None):
+    """(cv2.VideoCapture, fps, is_camera) for a file path or an integer camera index."""
+    cv2 = require("cv2", extra="device", package="opencv-python-headless")
+    text = str(source)
+    is_camera = text.isdigit()
+    if not is_camera and not Path(text).is_file():
+        raise EdgekdError(f"video not found: {text}", "give a video file or a camera index such as 0")
+    cap = cv2.VideoCapture(int(text) if is_camera else text)
+    if not cap.isOpened():
+        raise EdgekdError(
+            f"cannot open {'camera ' + text if is_camera else 'video ' + text}",
+            "check the camera is connected and free" if is_camera else "use a file OpenCV/FFmpeg can read (mp4, avi, mkv)",
+        )
+    rate = fps or cap.get(cv2.CAP_PROP_FPS) or 0.0
+    if not rate or not math.isfinite(rate) or rate > 240:
+        if not is_camera:
+            raise EdgekdError(f"{text} does not state its frame rate", "pass it with --fps")
+        rate = 30.0  # cameras often report 0; the monitor re-measures from timestamps
+    return cap, float(rate), is_camera
+
+
+def check_duration(cap, rate: float, window_s: float, band=DEFAULT_BAND_HZ) -> None:
+    """EdgekdError when a file is shorter than one analysis window (when its length is known)."""
+    n_frames = int(cap.get(7))  # CAP_PROP_FRAME_COUNT; 0 when the container does not say
+    if n_frames > 0 and n_frames / rate < window_s:
+        raise EdgekdError(
+            f"the video lasts {n_frames / rate:.1f} s, shorter than the {window_s:g} s analysis window",
+            f"record at least {window_s:g} s, or use a shorter window (at least {2.0 / band[0]:.1f} s; less precise)",
+        )
+
+
+def find_encoder(directory: Path = DEFAULT_ENCODER_DIR) -> Path | None:
+    """The preferred exported DFE encoder in ``directory`` (INT8 first), or None."""
+    for name in ENCODER_PREFERENCE:
+        if (Path(directory) / name).is_file():
+            return Path(directory) / name
+    return None
+
+
+def resolve_tracker(tracker: str, encoder) -> tuple[str, object, str]:
+    """(tracker method, encoder path, note). DFE without an encoder file falls back to LK, saying so."""
+    if tracker != "dfe":
+        return tracker, None, ""
+    path = Path(encoder) if encoder else find_encoder()
+    if path is not None and path.is_file():
+        return "dfe", str(path), ""
+    return "lk", None, (
+        f"no exported DFE encoder found ({encoder or DEFAULT_ENCODER_DIR}); tracking with Lucas–Kanade instead. "
+        "The tracker's export step writes it to export/dfe-encoder/ (its card.md names the command)"
+    )
+
+
+def estimate_heart_rate(
+    source,
+    method: str = "fused",
+    window_s: float = 10.0,
+    step_s: float = 1.0,
+    band: tuple[float, float] = DEFAULT_BAND_HZ,
+    roi: str = "face",
+    tracker: str = "lk",
+    encoder=None,
+    fps: float | None = None,
+    max_seconds: float | None = None,
+    max_points: int = 40,
+    combine: str = "mean",
+    on_window=None,
+) -> dict:
+    """Run the monitor over a whole file (or ``max_seconds`` of a camera) and report.
+
+    Raises EdgekdError for input that cannot give a rate: no face, too short for the
+    window, too low a frame rate for the band.
+    """
+    cap, rate, is_camera = open_source(source, fps)
+    tracker, encoder, note = resolve_tracker(tracker, encoder)
+    if not is_camera:
+        try:
+            check_duration(cap, rate, window_s, band)
+        except EdgekdError:
+            cap.release()
+            raise
+    monitor = HeartRateMonitor(
+        rate, method=method, window_s=window_s, step_s=step_s, band=band, roi=roi,
+        tracker=tracker, encoder=encoder, max_points=max_points, combine=combine, keep_history=True,
+    )
+    t_start = time.perf_counter()
+    frames = 0
+    try:
+        while True:
+            ok, frame = cap.read()
+            if not ok:
+                break
+            t = (time.perf_counter() - t_start) if is_camera else None
+            result = monitor.push(frame, t)
+            frames += 1
+            if result is not None and on_window is not None:
+                on_window(result)
+            if max_seconds is not None and frames >= max_seconds * rate:
+                break
+    finally:
+        cap.release()
+    elapsed = time.perf_counter() - t_start
+    if frames == 0:
+        raise EdgekdError(f"no frames could be read from {source}", "the file is empty, truncated or not a video")
+    if not monitor.results:
+        got = frames / rate
+        raise EdgekdError(
+            f"only {got:.1f} s of usable video, shorter than the {window_s:g} s analysis window",
+            "record longer, or shorten --window",
+        )
+    return {
+        "source": str(source),
+        "method": method,
+        "tracker": tracker,
+        "encoder": encoder,
+        "notes": [note] if note else [],
+        "fps": rate,
+        "frames": frames,
+        "processing_fps": frames / elapsed if elapsed > 0 else None,
+        "band_hz": list(band),
+        "window_s": window_s,
+        "step_s": step_s,
+        "roi": roi,
+        "face_box": None if monitor.face_box is None else list(map(int, monitor.face_box)),
+        "summary": summarize(monitor.results),
+        "windows": [r.to_dict() for r in monitor.results],
+        "_monitor": monitor,  # dropped before writing JSON; the plot reads it
+    }
+
+
+def public(report: dict) -> dict:
+    return {k: v for k, v in report.items() if not k.startswith("_")}
+
+
+def plot_report(report: dict, path) -> Path:
+    """Trajectories, last window's spectrum and the rate over time, in one PNG."""
+    require("matplotlib", extra="train")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    monitor: HeartRateMonitor = report["_monitor"]
+    hist = monitor.history()
+    fig, axes = plt.subplots(3, 1, figsize=(9, 9))
+    ax = axes[0]
+    if "positions" in hist and len(hist["positions"]) > 1:
+        pos = hist["positions"]
+        t = hist["times"][-len(pos) :]
+        y = pos[:, :, 1] - np.nanmean(pos[:, :, 1], axis=0)
+        ax.plot(t, y, lw=0.5, alpha=0.6)
+        ax.set_ylabel("vertical position − mean (px)")
+        ax.set_title(f"{y.shape[1]} tracked skin points ({report['tracker']})")
+    elif len(hist["rgb"]):
+        rgb = hist["rgb"]
+        for k, c in enumerate("rgb"):
+            ax.plot(hist["times"], rgb[:, k] / np.nanmean(rgb[:, k]), c, lw=0.7)
+        ax.set_ylabel("mean colour / its mean")
+        ax.set_title("skin-region colour")
+    ax.set_xlabel("time (s)")
+    ax = axes[1]
+    lo, hi = report["band_hz"]
+    for name, style in (("ibcg", "C0"), ("rppg", "C3")):
+        if name in monitor.last_pulse:
+            _, _, est = monitor.last_pulse[name]
+            sel = (est.freqs >= lo * 0.5) & (est.freqs <= hi * 1.2)
+            p = est.power[sel] / max(est.power[sel].max(), 1e-30)
+            ax.plot(est.freqs[sel] * 60, p, style, label=f"{name}: {est.bpm:.1f} bpm, SNR {est.snr_db:.1f} dB")
+    ax.axvspan(lo * 60, hi * 60, color="0.9", zorder=0)
+    ax.set_xlabel("rate (bpm)")
+    ax.set_ylabel("power (last window, normalised)")
+    ax.legend(loc="upper right", fontsize=8)
+    ax = axes[2]
+    w = report["windows"]
+    tc = [(r["t_start"] + r["t_end"]) / 2 for r in w]
+    for key, style, label in (("bpm_ibcg", "C0.", "iBCG"), ("bpm_rppg", "C3.", "rPPG")):
+        vals = [np.nan if r[key] is None else r[key] for r in w]
+        if np.isfinite(vals).any():
+            ax.plot(tc, vals, style, ms=3, alpha=0.5, label=label)
+    good = [(t, r["bpm"]) for t, r in zip(tc, w) if r["quality"] == "good" and r["bpm"] is not None]
+    if good:
+        ax.plot(*zip(*good), "k-o", ms=3, lw=1, label="reported (good quality)")
+    ax.set_xlabel("window centre (s)")
+    ax.set_ylabel("heart rate (bpm)")
+    s = report["summary"]
+    ax.set_title(f"summary: {s['bpm']:.1f} bpm ({s['quality']})" if s["bpm"] is not None else "no estimate")
+    ax.legend(loc="upper right", fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,143 @@
+"""Heart rate end to end: synthetic heartbeat on a real face, bad input, and the device app without torch."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, shared_path
+from edgekd.errors import EdgekdError
+from edgekd.heartrate.monitor import HeartRateMonitor, summarize
+
+APP = ROOT / "devices" / "raspberry-pi" / "heart_rate_app.py"
+
+BLOCK_TORCH = """
+import runpy, sys
+class BlockTorch:
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" or name.startswith("torch."):
+            raise ImportError("torch is blocked in this test")
+        return None
+sys.meta_path.insert(0, BlockTorch())
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+@pytest.fixture(scope="module")
+def face_image():
+    from edgekd.track.groundtruth import face_frame
+    from edgekd.track.preprocess import read_image
+
+    image, _ = face_frame(read_image(shared_path("faces", "stills", "obama.jpg")))
+    return image
+
+
+def test_ibcg_recovers_synthetic_heartbeat_on_real_face(face_image):
+    from edgekd.track.groundtruth import heartbeat_motion, make_sequence
+
+    fps = 15.0
+    motion = heartbeat_motion(84.0, amplitude_px=0.3, fps=fps, drift_px_per_s=(0.2, 0.5), sway_px=1.0)
+    motion.noise_std = 2.0
+    seq = make_sequence(face_image, int(12 * fps), motion, seed=0)
+    monitor = HeartRateMonitor(fps, method="ibcg", window_s=10, step_s=1, tracker="lk")
+    for frame in seq.frames:
+        monitor.push(frame)
+    assert monitor.face_box is not None and len(monitor.points) >= 10
+    summary = summarize(monitor.results)
+    assert summary["quality"] == "good"
+    assert abs(summary["bpm"] - 84.0) < 2.0
+    assert all(r.source == "ibcg" for r in monitor.results)
+
+
+def test_static_face_gives_no_confident_rate(face_image):
+    frames = np.repeat(face_image[None], 150, axis=0).astype(np.float32)
+    frames += np.random.default_rng(0).normal(0, 2.0, frames.shape)
+    monitor = HeartRateMonitor(15.0, method="fused", window_s=8, step_s=2, tracker="lk")
+    for f in np.clip(frames, 0, 255).astype(np.uint8):
+        monitor.push(f)
+    assert monitor.results and all(r.quality == "low" for r in monitor.results)
+
+
+def test_no_face_is_a_clear_error():
+    noise = np.random.default_rng(0).integers(0, 255, (120, 160, 3), dtype=np.uint8)
+    monitor = HeartRateMonitor(15.0, face_timeout_s=1.0)
+    with pytest.raises(EdgekdError, match="no face found"):
+        for _ in range(30):
+            monitor.push(noise)
+
+
+def test_dark_region_is_flagged(face_image):
+    dark = (face_image // 12).astype(np.uint8)
+    monitor = HeartRateMonitor(15.0, method="rppg", window_s=6, step_s=3, roi="full")
+    for _ in range(100):
+        monitor.push(dark)
+    assert monitor.results
+    assert all(r.quality == "low" and "too dark" in " ".join(r.flags) for r in monitor.results)
+
+
+def test_too_short_video_is_refused():
+    from edgekd.heartrate.pipeline import estimate_heart_rate
+
+    with pytest.raises(EdgekdError, match="shorter than the 10 s"):
+        estimate_heart_rate(shared_path("face-video", "obama2s.mp4"))
+
+
+def test_report_and_plot_on_real_forehead_video(tmp_path):
+    pytest.importorskip("matplotlib")
+    from edgekd.heartrate.pipeline import estimate_heart_rate, plot_report, public
+    from edgekd.utils.io import write_json
+
+    video = shared_path("rppg-forehead", "India", "video37_forehead.avi")
+    report = estimate_heart_rate(video, method="rppg", roi="full", window_s=8, step_s=2, max_seconds=12)
+    assert report["frames"] == 180 and report["windows"]
+    for w in report["windows"]:
+        assert w["source"] in ("rppg", "none") and w["quality"] in ("good", "low")
+        assert w["bpm"] is None or 42 <= w["bpm"] <= 210
+    write_json(tmp_path / "r.json", public(report))
+    assert json.loads((tmp_path / "r.json").read_text())["summary"]["windows"] == len(report["windows"])
+    assert plot_report(report, tmp_path / "r.png").stat().st_size > 10_000
+
+
+def test_device_app_runs_on_real_clip_without_torch(tmp_path):
+    video = shared_path("rppg-forehead", "India", "video37_forehead.avi")
+    out = tmp_path / "app.json"
+    cmd = [sys.executable, "-c", BLOCK_TORCH, str(APP), str(video), "--roi", "full", "--method", "fused",
+           "--tracker", "dfe", "--encoder", str(tmp_path / "missing.onnx"),
+           "--window", "6", "--seconds", "9", "--json", str(out)]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "Lucas" in proc.stderr  # no encoder there: says it falls back
+    assert "frames/s" in proc.stdout
+    result = json.loads(out.read_text())
+    assert result["performance"]["frames"] == 135 and result["performance"]["frames_per_s"] > 0
+    assert len(result["windows"]) == 4
+
+
+def test_device_app_refuses_too_short_clip_without_torch():
+    video = shared_path("face-video", "obama2s.mp4")
+    proc = subprocess.run([sys.executable, "-c", BLOCK_TORCH, str(APP), str(video), "--tracker", "lk"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert "shorter than the 10 s analysis window" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_cli_heartrate_writes_json_and_refuses_bad_input(tmp_path):
+    from typer.testing import CliRunner
+
+    from edgekd.cli import app
+
+    video = shared_path("rppg-forehead", "India", "video37_forehead.avi")
+    out = tmp_path / "hr.json"
+    res = CliRunner().invoke(app, ["heartrate", str(video), "--method", "rppg", "--roi", "full", "--window", "8",
+                                   "--step", "2", "--seconds", "12", "--json", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "heart rate:" in res.output and out.exists()
+    res = CliRunner().invoke(app, ["heartrate", str(video), "--band", "0.7,9"])
+    assert res.exit_code == 2 and "too low" in res.output
+    res = CliRunner().invoke(app, ["heartrate", str(video), "--method", "magic"])
+    assert res.exit_code == 2 and "unknown heart-rate method" in res.output
