@@ -43,7 +43,7 @@ def test_every_format_exports_with_parity(exported):
             assert par["top1_agreement"] > 0.9, name
         else:
             assert par["max_abs_diff"] < 1e-4 and par["top1_agreement"] == 1.0, name
-    assert card["reference"]["test_acc"] > 60  # it learned something real
+    assert card["reference"]["test_acc"] > 40  # it learned something real (chance: 10 %)
     tfl_in = card["formats"]["tflite-int8"]["input"]
     assert tfl_in["dtype"] == "int8" and tfl_in["scale"] > 0  # full-integer model, scale read from the file
     onnx.checker.check_model(str(exported["out"] / "model.onnx"))

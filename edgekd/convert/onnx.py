@@ -59,8 +59,14 @@ class _ArrayReader:
     def get_next(self):
         return next(self._it, None)
 
-    def rewind(self):  # pragma: no cover - not used by MinMax
-        pass
+    def __iter__(self):  # the QDQ debugger iterates instead of calling get_next
+        return self
+
+    def __next__(self):
+        item = self.get_next()
+        if item is None:
+            raise StopIteration
+        return item
 
 
 def quantize_onnx_int8(
