@@ -76,10 +76,14 @@ def test_sensitivity_ranking_and_float_exclusion(exported, tmp_path):
     keep = [name for name, _ in ranked[:3]]
     quantize_onnx_int8(out / "model.onnx", tmp_path / "mixed.onnx", calib, exclude_nodes=keep)
 
-    def n_quant(p):
-        return sum(n.op_type == "QuantizeLinear" for n in onnx.load(str(p)).graph.node)
+    def float_weight_convs(p):
+        g = onnx.load(str(p)).graph
+        dq_outputs = {o for n in g.node if n.op_type == "DequantizeLinear" for o in n.output}
+        return {n.name for n in g.node if n.op_type == "Conv" and n.input[1] not in dq_outputs}
 
-    assert n_quant(tmp_path / "mixed.onnx") < n_quant(out / "model.int8.onnx")
+    excluded_convs = {k for k in keep if k in float_weight_convs(out / "model.onnx")}
+    assert float_weight_convs(tmp_path / "mixed.onnx") >= excluded_convs
+    assert not float_weight_convs(out / "model.int8.onnx")  # the plain INT8 model has no float convs
 
 
 def test_gate_failure_is_loud(exported, tmp_path):

@@ -92,9 +92,17 @@ def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np
 
 
 def stratified_subset(labels: np.ndarray, n: int, seed: int, pool: np.ndarray | None = None) -> np.ndarray:
-    """``n`` indices from ``pool`` (default: all) with class proportions kept."""
+    """Exactly ``n`` indices from ``pool`` (default: all) with class proportions kept.
+
+    Per-class counts use largest remainders so that they add up to ``n`` exactly.
+    """
     pool = np.arange(len(labels)) if pool is None else np.asarray(pool)
     if n >= len(pool):
         return np.sort(pool)
-    _, held = stratified_split(labels[pool], n / len(pool), seed)
-    return np.sort(pool[held])
+    classes, counts = np.unique(labels[pool], return_counts=True)
+    quota = counts * n / len(pool)
+    take = np.floor(quota).astype(int)
+    take[np.argsort(-(quota - take), kind="stable")[: n - take.sum()]] += 1
+    rng = np.random.default_rng(seed)
+    chosen = [rng.permutation(pool[labels[pool] == c])[:k] for c, k in zip(classes, take)]
+    return np.sort(np.concatenate(chosen))
