@@ -29,12 +29,60 @@ def run(cmd: list[str]) -> float:
     return time.perf_counter() - t
 
 
+def render(base: Path) -> str:
+    """benchmarks/quick_cifar10.md from the reports of the runs that have finished."""
+    rows = []
+    for method in ("student", "kd", "kd+ig"):
+        p = base / method / "report.json"
+        if p.exists():
+            rows.append((method, json.loads(p.read_text())))
+    if not rows:
+        raise SystemExit(f"no finished run under {base}")
+    first = rows[0][1]
+    t = first["teacher"]
+    lines = [
+        "# Quick preset on the shared CIFAR-10 (one seed each)", "",
+        "`python benchmarks/quick_cifar10.py --data ../shared/data/cifar10-png.zip` runs, for each method, "
+        "`edgekd compress --preset quick --data ../shared/data/cifar10-png.zip --threads 1 --method METHOD` "
+        "(the KD and KD+IG runs reuse the first run's teacher with `--teacher`).", "",
+        f"Machine: {first['machine']['cpu']}, {first['machine']['cores']} cores, 1 torch thread. The machine was "
+        "shared with other jobs (load average 3–6 on 2 cores) during these runs, so wall times are upper bounds.", "",
+        "Quick preset choices (to fit a CPU): a stratified 5,000-image training subset (the validation split is the "
+        f"usual 10 % = {first['data']['val_images']} images held out of the 50,000; the test split is the full "
+        f"official 10,000); teacher {first['config']['teacher_epochs']} epochs, students {first['config']['epochs']} "
+        f"epochs, Adam {first['config']['lr']} cosine, batch 64; IG with {first['config']['ig_steps']} steps "
+        "(the paper uses 50) on the 5,000 training images; KD α 0.01, T 2.5; overlay p 0.1.", "",
+        f"Teacher (MobileNetV2, {t['params']:,} parameters, {t['macs'] / 1e6:.1f} M MACs): validation "
+        f"{t['val_acc']:.2f} %, test {t['test_acc']:.2f} %, trained in "
+        f"{first['timings']['teacher_s'] / 60:.1f} min.", "",
+        "| method | student val % | student test % | student time | IG precompute | IG images/s | run wall time |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for method, r in rows:
+        ig = r.get("ig") or {}
+        lines.append(
+            f"| {method} | {r['student']['val_acc']:.2f} | {r['student']['test_acc']:.2f} | "
+            f"{r['timings']['student_s'] / 60:.1f} min | "
+            + (f"{r['timings']['ig_s'] / 60:.1f} min | {ig.get('images_per_second')} |" if ig else "— | — |")
+            + f" {r['timings']['total_s'] / 60:.1f} min |")
+    lines += ["", f"Student: 4.12× fewer parameters ({first['student']['params']:,}), "
+              f"{first['student']['macs'] / 1e6:.1f} M MACs ({first['compute_ratio']}× less compute than the teacher).",
+              "", "One seed per method, a weak teacher and a short schedule: these numbers show the pipeline runs end to "
+              "end on real data; they cannot rank the methods (differences of a few points are within seed-to-seed "
+              "spread). The statistics are the experiments' job (`edgekd experiment`)."]
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default="../shared/data/cifar10-png.zip")
     ap.add_argument("--runs", default="runs/quick-cifar10")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--render", action="store_true", help="only write quick_cifar10.md from finished runs")
     args = ap.parse_args()
+    if args.render:
+        (HERE / "quick_cifar10.md").write_text(render(Path(args.runs)))
+        return
     base = Path(args.runs)
     common = ["edgekd", "compress", "--preset", "quick", "--data", args.data, "--threads", str(args.threads)]
     teacher = base / "student" / "teacher.pt"
@@ -50,6 +98,7 @@ def main() -> None:
         rows.append({"method": method, "command": " ".join(cmd), "wall_s": round(wall, 1), "report": rep})
     result = {"machine": machine_record(), "rows": rows}
     (HERE / "quick_cifar10.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
+    (HERE / "quick_cifar10.md").write_text(render(base))
     print(json.dumps([{k: r[k] for k in ("method", "wall_s")} for r in rows]))
 
 
