@@ -151,3 +151,40 @@ def test_balanced_accuracy_by_hand():
     pred = [0, 0, 0, 0, 0, 2]
     # recalls 1, 0, 1 → 66.7 % although plain accuracy is 83.3 %
     assert ex.balanced_accuracy(labels, pred, 10) == pytest.approx(200 / 3)
+
+
+def _fake_report(path, method, cf, seed, acc):
+    path.mkdir(parents=True)
+    (path / "report.json").write_text(json.dumps({
+        "method": method, "compression_factor": cf, "seed": seed, "timings": {"student_s": 1.0},
+        "config": {"cf": cf, "split_seed": 0, "train_subset": 0},
+        "student": {"test_acc": acc, "val_acc": acc, "best_epoch": 1}, "teacher": {"test_acc": 93.0},
+        "data": {"name": "cifar10"}}))
+
+
+def test_aggregate_writes_tables_and_plots(tmp_path):
+    rng = np.random.default_rng(0)
+    for cf in (4.12, 28.97):
+        for m in ("student", "kd"):
+            for s in range(3):
+                _fake_report(tmp_path / f"{m}_cf{cf:g}_seed{s}", m, cf, s, 90 - cf / 10 + (m == "kd") + rng.normal(0, .3))
+    r = ex.aggregate(tmp_path)
+    assert r["runs"] == 12 and sorted(p.split("/")[-1] for p in r["figures"]) == [
+        "accuracy_vs_cf.png", "box_cf28.97.png", "box_cf4.12.png"]
+    md = (tmp_path / "results.md").read_text()
+    assert "| 4.12× | kd | 3 |" in md and "paired t" in md and "91.62" in md  # the paper's KD figure beside ours
+    assert len((tmp_path / "results.csv").read_text().splitlines()) == 13
+
+
+def test_cli_dry_run_and_errors(tmp_path):
+    from typer.testing import CliRunner
+
+    from edgekd.cli import app
+
+    runner = CliRunner()
+    r = runner.invoke(app, ["experiment", "ablation", "--dry-run", "--seeds", "1", "--root", str(tmp_path)])
+    assert r.exit_code == 0 and "8 runs in all" in r.output and "kd-ig-at_cf4.12_seed0" in r.output
+    r = runner.invoke(app, ["experiment", "report", str(tmp_path / "nothing")])
+    assert r.exit_code == 2 and "no finished runs" in r.output
+    r = runner.invoke(app, ["experiment", "sweep", "--dry-run", "--budget", "gpu"])
+    assert r.exit_code == 2 and "unknown budget" in r.output
