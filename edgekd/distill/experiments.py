@@ -25,6 +25,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import os
 import subprocess
 import time
 from contextlib import contextmanager
@@ -245,7 +246,8 @@ def _link_ig_cache(cfg, root: Path, family: str) -> Path:
     link = Path(cfg.out) / "ig-cache"
     Path(cfg.out).mkdir(parents=True, exist_ok=True)
     if not link.exists() and not link.is_symlink():
-        link.symlink_to(shared.resolve(), target_is_directory=True)
+        # Relative, so a results folder can be moved or copied between machines.
+        link.symlink_to(os.path.relpath(shared.resolve(), link.parent.resolve()), target_is_directory=True)
     return shared
 
 
