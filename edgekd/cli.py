@@ -449,3 +449,89 @@ def heartrate_cmd(
 
 
 # ───────────────────────────── experiments ──────────────────────────────────
+
+experiment_app = typer.Typer(
+    cls=_FriendlyErrors,
+    no_args_is_help=True,
+    add_completion=False,
+    help="The paper's experiments with honest statistics: ablation, montecarlo, sweep, imagenet-subset; "
+    "then [bold]edgekd experiment report ROOT/FAMILY[/].",
+    rich_markup_mode="rich",
+)
+app.add_typer(experiment_app, name="experiment")
+
+
+def _float_list(text: Optional[str]) -> Optional[list[float]]:
+    if not text:
+        return None
+    try:
+        return [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise EdgekdError(f"bad --cf {text!r}", "give numbers separated by commas, e.g. 4.12 or 2.19,4.12") from None
+
+
+def _experiment_command(family: str, count_flag: str, doc: str):
+    def command(
+        data: str = typer.Option("digits", help="digits, a cifar-10-python.tar.gz, or an ImageFolder dir/.zip (e.g. ../shared/data/cifar10-png.zip)"),
+        seeds: Optional[int] = typer.Option(None, count_flag, help="runs per method (default depends on --budget)"),
+        budget: str = typer.Option("cpu", help="cpu (reduced, ~1 h per family on 2 cores) | paper (the paper's protocol, for a GPU) | smoke (plumbing check, numbers mean nothing)"),
+        shard: Optional[str] = typer.Option(None, help="i/n: run only the runs whose index % n == i"),
+        root: Path = typer.Option(Path("runs/experiments"), help="results go to ROOT/<family>/<run-id>/"),
+        teacher: Optional[Path] = typer.Option(None, help="teacher weights to share (default: train one per family)"),
+        cf: Optional[str] = typer.Option(None, help="compression factor(s), comma-separated (default: the family's)"),
+        methods: Optional[str] = typer.Option(None, help="comma-separated subset of the family's methods"),
+        unpaired: bool = typer.Option(False, help="montecarlo: give every method its own subset draws (Welch's test)"),
+        dry_run: bool = typer.Option(False, "--dry-run", help="list the runs and the time estimate, run nothing"),
+    ):
+        from edgekd.distill.experiments import run_family
+
+        s = run_family(family, data, seeds, budget, root, shard, str(teacher) if teacher else None, _float_list(cf),
+                       _csv_list(methods), paired_subsets=not unpaired, dry_run=dry_run, log=typer.echo)
+        typer.echo(f"{family}: {s['runs_total']} runs in all, {s['runs_in_shard']} in this shard, "
+                   f"{s['already_finished']} already finished")
+        if dry_run:
+            for run_id in s["runs"]:
+                typer.echo(f"  {run_id}")
+            if s["estimate_s"]:
+                e = s["estimate_s"]
+                typer.echo(f"estimate on shared CIFAR-10 (cpu budget, 2 cores, 2 shards): ~{e['wall_s_two_shards'] / 60:.0f} min "
+                           f"(teacher {e['teacher_s']} s, IG {e['ig_s']} s, {e['per_run_s']} s per run) — not a measurement")
+        else:
+            typer.echo(f"ran {s['ran']}, skipped {s['skipped']} finished; aggregate with: edgekd experiment report {root / family}")
+
+    command.__doc__ = doc
+    experiment_app.command(family)(command)
+
+
+_experiment_command("ablation", "--seeds", "Student, KD, IG, AT and their mixes at one cf, same seeds across methods (paired).")
+_experiment_command("montecarlo", "--runs", "N runs per method, each on its own stratified 80% of the training pool.")
+_experiment_command("sweep", "--seeds", "Compression factors 2.19× … 1121.71× for Student, KD, IG, KD+IG.")
+
+
+@experiment_app.command("imagenet-subset")
+def experiment_imagenet_subset(
+    root: Path = typer.Option(Path("runs/experiments"), help="experiment root holding the CIFAR-trained runs"),
+    source: str = typer.Option("ablation", "--from", help="family whose students (and teacher) to evaluate"),
+    images: Path = typer.Option(Path("../shared/data/imagenet-cifar10"), help="folder <cifar class>/*.JPEG"),
+    teacher: Optional[Path] = typer.Option(None, help="teacher weights (default ROOT/FAMILY/teacher/teacher.pt)"),
+):
+    """Evaluate CIFAR-trained students and teacher, without fine-tuning, on ImageNet images mapped to CIFAR-10."""
+    from edgekd.distill.experiments import evaluate_on_imagenet_subset
+
+    r = evaluate_on_imagenet_subset(root / source, images, str(teacher) if teacher else None, root / "imagenet-subset")
+    typer.echo(r["markdown"])
+    typer.echo(f"wrote {root / 'imagenet-subset' / 'results.json'}")
+
+
+@experiment_app.command("report")
+def experiment_report(
+    family_dir: Path = typer.Argument(..., help="ROOT/<family> with finished runs"),
+    plots: bool = typer.Option(True, help="write box plots and accuracy-vs-cf plots (PNG)"),
+):
+    """Aggregate finished runs: results.json, results.csv, results.md and plots."""
+    from edgekd.distill.experiments import aggregate
+
+    r = aggregate(family_dir, plots=plots)
+    typer.echo(r["markdown"])
+    for f in r["figures"]:
+        typer.echo(f"wrote {f}")

@@ -1,0 +1,190 @@
+"""Experiment statistics, run enumeration, sharding, resumption and the ImageNet-subset loader."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from conftest import shared_path
+from edgekd.distill import experiments as ex
+from edgekd.distill import stats
+from edgekd.errors import EdgekdError
+
+BASE = [90.0, 91.5, 89.2, 92.1, 90.7]
+# The same five seeds, each 0.3 pp better: a small effect hidden by the large seed-to-seed spread.
+BETTER = [b + d for b, d in zip(BASE, [0.31, 0.29, 0.30, 0.32, 0.28])]
+
+
+# ─── statistics with known answers ───
+
+def test_summary_mean_sd_and_t_interval_by_hand():
+    s = stats.summarize([1.0, 2.0, 3.0, 4.0, 5.0])
+    assert s.mean == 3.0 and s.sd == pytest.approx(math.sqrt(2.5))
+    half = 2.7764451051977987 * math.sqrt(2.5) / math.sqrt(5)  # t(0.975, df=4)
+    assert (s.ci_low, s.ci_high) == (pytest.approx(3 - half), pytest.approx(3 + half))
+    one = stats.summarize([7.0])
+    assert one.mean == 7.0 and math.isnan(one.sd)
+
+
+def test_paired_t_matches_the_formula_and_finds_what_welch_misses():
+    d = np.subtract(BETTER, BASE)
+    t_by_hand = d.mean() / (d.std(ddof=1) / math.sqrt(len(d)))
+    paired = stats.compare(BETTER, BASE, paired=True, test="paired t")
+    assert paired.statistic == pytest.approx(t_by_hand)
+    assert paired.p < 1e-5 and paired.effect_name == "d_z" and paired.effect_size > 10
+    welch = stats.compare(BETTER, BASE, paired=False, test="welch t")
+    assert welch.p > 0.5  # the unpaired test cannot see a 0.3 pp shift under a ~1.1 pp spread
+    assert welch.effect_name == "d" and welch.effect_size == pytest.approx(0.3 / 1.1, abs=0.05)
+    # Welch's t by hand
+    a, b = np.array(BETTER), np.array(BASE)
+    se = math.sqrt(a.var(ddof=1) / 5 + b.var(ddof=1) / 5)
+    assert welch.statistic == pytest.approx((a.mean() - b.mean()) / se)
+
+
+def test_normality_check_switches_to_rank_tests():
+    base = np.arange(10, dtype=float)
+    skewed = base + np.array([0.1] * 9 + [6.0])  # one huge difference: not normal
+    auto = stats.compare(skewed, base, paired=True)
+    assert auto.normality_p < 0.05 and auto.test == "wilcoxon"
+    # every difference positive, n = 10: exact two-sided p = 2 / 2^10
+    assert auto.p == pytest.approx(2 / 2**10)
+    normal = stats.compare(BETTER, BASE, paired=True)
+    assert normal.test == "paired t"
+    assert stats.compare([1, 2, 3, 4, 50.0], [1, 2, 3, 4, 5.0], paired=False).test == "mann-whitney u"
+
+
+def test_holm_on_a_hand_computed_example():
+    # sorted p: 0.005·4 = 0.02, 0.01·3 = 0.03, 0.03·2 = 0.06, 0.04·1 = 0.04 → raised to 0.06 (monotone)
+    assert stats.holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert stats.holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])
+
+
+def test_paired_needs_equal_lengths():
+    with pytest.raises(ValueError):
+        stats.compare([1, 2, 3], [1, 2], paired=True)
+
+
+# ─── enumeration, sharding ───
+
+@pytest.mark.parametrize("family", list(ex.FAMILIES))
+def test_shards_cover_every_run_exactly_once(family):
+    runs = ex.enumerate_runs(family, seeds=3)
+    assert len({r.id for r in runs}) == len(runs)
+    assert [r.index for r in runs] == list(range(len(runs)))
+    assert runs == ex.enumerate_runs(family, seeds=3)  # deterministic
+    for n in (1, 2, 3, 5, len(runs) + 2):
+        picked = [r.index for i in range(n) for r in ex.select_shard(runs, ex.parse_shard(f"{i}/{n}"))]
+        assert sorted(picked) == list(range(len(runs)))
+
+
+def test_family_contents():
+    ablation = ex.enumerate_runs("ablation", seeds=2)
+    assert len(ablation) == 8 * 2 and {r.cf for r in ablation} == {4.12}
+    assert {r.seed for r in ablation if r.method == "kd+ig"} == {r.seed for r in ablation if r.method == "student"}
+    sweep = ex.enumerate_runs("sweep", seeds=1)
+    assert sorted({r.cf for r in sweep}) == list(ex.REFERENCE_CFS) and len(sweep) == 8 * 4
+    paired = ex.enumerate_runs("montecarlo", seeds=3)
+    unpaired = ex.enumerate_runs("montecarlo", seeds=3, paired_subsets=False)
+    by_method = lambda runs, m: {r.split_seed for r in runs if r.method == m}  # noqa: E731
+    assert by_method(paired, "kd") == by_method(paired, "student")
+    assert not by_method(unpaired, "kd") & by_method(unpaired, "student")
+    cfg = ex.run_config(paired[0], ex.Path("/tmp/x"), "digits", "t.pt")
+    assert cfg.train_subset == round(0.8 * 2500) and cfg.export is False and cfg.teacher == "t.pt"
+
+
+@pytest.mark.parametrize("bad", ["2/2", "a/b", "1", "-1/2", "0/0"])
+def test_bad_shard_is_a_user_error(bad):
+    with pytest.raises(EdgekdError):
+        ex.parse_shard(bad)
+
+
+def test_analysis_pairs_only_runs_with_the_same_seeds_and_splits():
+    def rows(method, accs, split_seeds):
+        return [{"method": method, "cf": 4.12, "seed": s, "split_seed": s, "train_subset": 100, "test_acc": a,
+                 "data": "cifar10"} for a, s in zip(accs, split_seeds)]
+
+    same = ex.analyse(rows("student", BASE, range(5)) + rows("kd", BETTER, range(5)))
+    kd = next(e for e in same if e["method"] == "kd")
+    assert kd["comparison"]["paired"] and kd["comparison"]["p_holm"] < 0.001 and kd["reference"] == 91.62
+    other = ex.analyse(rows("student", BASE, range(5)) + rows("kd", BETTER, range(100, 105)))
+    kd = next(e for e in other if e["method"] == "kd")
+    assert not kd["comparison"]["paired"] and kd["comparison"]["test"] in ("welch t", "mann-whitney u")
+
+
+# ─── resumption (real tiny runs on digits) ───
+
+TINY = dict(train_subset=100, epochs=1, teacher_epochs=1, ig_steps=2, threads=1)
+
+
+def test_finished_runs_are_never_repeated(tmp_path):
+    kw = dict(family="ablation", data="digits", seeds=2, budget="smoke", root=tmp_path, methods=["student"],
+              overrides=TINY, log=lambda m: None)
+    first = ex.run_family(shard="0/2", **kw)  # one real tiny run (and the family's teacher)
+    assert first["ran"] == 1 and first["runs"] == ["student_cf4.12_seed0"]
+    teacher = tmp_path / "ablation" / "teacher" / "teacher.pt"
+    report = tmp_path / "ablation" / "student_cf4.12_seed0" / "report.json"
+    stamps = teacher.stat().st_mtime_ns, report.stat().st_mtime_ns
+    again = ex.run_family(shard="0/2", **kw)
+    assert again["ran"] == 0 and again["skipped"] == 1
+    assert (teacher.stat().st_mtime_ns, report.stat().st_mtime_ns) == stamps  # neither retrained nor rewritten
+    listing = ex.run_family(dry_run=True, **kw)
+    assert listing["runs_total"] == 2 and listing["already_finished"] == 1
+    run = json.loads((report.parent / "run.json").read_text())
+    assert run["config"]["teacher"] == str(teacher) and run["config"]["train_subset"] == 100
+    assert run["config"]["export"] is False and run["code"]["edgekd_version"]
+    result = ex.aggregate(tmp_path / "ablation", plots=False)
+    assert result["runs"] == 1 and (tmp_path / "ablation" / "results.csv").exists()
+
+
+# ─── ImageNet subset ───
+
+def test_imagenet_subset_loader_on_the_shared_folder():
+    images = ex.load_imagenet_cifar10(shared_path("imagenet-cifar10"))
+    assert images.images.shape == (142, 32, 32, 3) and images.images.dtype == np.uint8
+    # README: bird 59, dog 41, cat 13, automobile 10, truck 7, ship 6, frog 3, one each of horse, deer, airplane
+    assert np.bincount(images.labels, minlength=10).tolist() == [1, 10, 59, 13, 1, 41, 3, 1, 6, 7]
+
+
+def test_balanced_accuracy_by_hand():
+    labels = [0, 0, 0, 0, 1, 2]
+    pred = [0, 0, 0, 0, 0, 2]
+    # recalls 1, 0, 1 → 66.7 % although plain accuracy is 83.3 %
+    assert ex.balanced_accuracy(labels, pred, 10) == pytest.approx(200 / 3)
+
+
+def _fake_report(path, method, cf, seed, acc):
+    path.mkdir(parents=True)
+    (path / "report.json").write_text(json.dumps({
+        "method": method, "compression_factor": cf, "seed": seed, "timings": {"student_s": 1.0},
+        "config": {"cf": cf, "split_seed": 0, "train_subset": 0},
+        "student": {"test_acc": acc, "val_acc": acc, "best_epoch": 1}, "teacher": {"test_acc": 93.0},
+        "data": {"name": "cifar10"}}))
+
+
+def test_aggregate_writes_tables_and_plots(tmp_path):
+    rng = np.random.default_rng(0)
+    for cf in (4.12, 28.97):
+        for m in ("student", "kd"):
+            for s in range(3):
+                _fake_report(tmp_path / f"{m}_cf{cf:g}_seed{s}", m, cf, s, 90 - cf / 10 + (m == "kd") + rng.normal(0, .3))
+    r = ex.aggregate(tmp_path)
+    assert r["runs"] == 12 and sorted(p.split("/")[-1] for p in r["figures"]) == [
+        "accuracy_vs_cf.png", "box_cf28.97.png", "box_cf4.12.png"]
+    md = (tmp_path / "results.md").read_text()
+    assert "| 4.12× | kd | 3 |" in md and "paired t" in md and "91.62" in md  # the paper's KD figure beside ours
+    assert len((tmp_path / "results.csv").read_text().splitlines()) == 13
+
+
+def test_cli_dry_run_and_errors(tmp_path):
+    from typer.testing import CliRunner
+
+    from edgekd.cli import app
+
+    runner = CliRunner()
+    r = runner.invoke(app, ["experiment", "ablation", "--dry-run", "--seeds", "1", "--root", str(tmp_path)])
+    assert r.exit_code == 0 and "8 runs in all" in r.output and "kd-ig-at_cf4.12_seed0" in r.output
+    r = runner.invoke(app, ["experiment", "report", str(tmp_path / "nothing")])
+    assert r.exit_code == 2 and "no finished runs" in r.output
+    r = runner.invoke(app, ["experiment", "sweep", "--dry-run", "--budget", "gpu"])
+    assert r.exit_code == 2 and "unknown budget" in r.output
