@@ -104,5 +104,14 @@ def resolve_config(preset: str = "quick", toml: dict | None = None, overrides: d
                               f"known settings: {', '.join(sorted(known - {'notes'}))}")
         merged.update({k: v for k, v in values.items() if v is not None})
     cfg = CompressConfig(**merged)
+    # Check what can be checked before any data is loaded or a teacher trained.
     parse_method(cfg.method)
+    from edgekd.models.student import blocks_for_cf
+
+    blocks_for_cf(cfg.cf)
+    for name in ("epochs", "batch_size", "ig_steps"):
+        if getattr(cfg, name) < 1:
+            raise EdgekdError(f"{name} must be at least 1, got {getattr(cfg, name)}")
+    if not 0.0 <= cfg.ig_p <= 1.0:
+        raise EdgekdError(f"ig_p is a probability, got {cfg.ig_p}")
     return cfg
