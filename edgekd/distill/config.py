@@ -33,6 +33,7 @@ class CompressConfig:
     val_fraction: float = 0.1
     split_seed: int = 0
     train_subset: int = 0  # 0 = all training images (after the validation split)
+    subset_seed: int = -1  # seed of the training-subset draw; -1 = split_seed (Monte Carlo varies only this)
     # teacher
     teacher: str = ""  # path to weights; empty = train one (or reuse OUT/teacher.pt)
     teacher_arch: str = "mobilenetv2_cifar"

@@ -12,8 +12,9 @@ that use IG on the same images share one IG cache (``ROOT/<family>/ig-cache/<key
 
 Pairing: in ``ablation`` and ``sweep`` every method runs on the same seeds and the same
 split, so methods are compared with paired tests. ``montecarlo`` draws a stratified 80 %
-of the training pool per run (``split_seed`` = run seed; this also redraws the validation
-split, the test set never changes). With ``paired_subsets`` (the default) every method
+of the training pool per run (``subset_seed`` = the run's draw; the validation split stays
+fixed at ``split_seed`` 0, so the shared teacher never trains on any run's validation
+images, and the test set never changes). With ``paired_subsets`` (the default) every method
 sees the same draws and the comparison is paired; with ``--unpaired`` each method gets
 its own draws and Welch's test applies. :func:`aggregate` decides from the runs found,
 not from the family name: runs are paired when both methods have exactly the same
@@ -205,7 +206,9 @@ def run_config(run: Run, root: Path, data: str, teacher: str, pool_size: int | N
         if not pool:
             raise EdgekdError("montecarlo needs the training pool size", "internal: pass pool_size")
         ov["train_subset"] = int(round(fam.train_fraction * pool))
-    ov.update(data=data, method=run.method, cf=run.cf, seed=run.seed, split_seed=run.split_seed, teacher=teacher,
+    # Monte Carlo draws vary only the training subset (subset_seed); validation stays split_seed 0.
+    split = dict(split_seed=0, subset_seed=run.split_seed) if fam.train_fraction else dict(split_seed=run.split_seed)
+    ov.update(data=data, method=run.method, cf=run.cf, seed=run.seed, **split, teacher=teacher,
               export=False, out=str(root / run.family / run.id), notes={"experiment": run.family, "run_id": run.id})
     return resolve_config(preset, None, ov)
 
@@ -239,7 +242,7 @@ def ensure_teacher(family: str, budget: str, root: Path, data: str, teacher: str
 
 def _link_ig_cache(cfg, root: Path, family: str) -> Path:
     """Point OUT/ig-cache at a cache shared by all runs with the same teacher, images and IG steps."""
-    key = hashlib.sha1(json.dumps([cfg.data, cfg.teacher, cfg.val_fraction, cfg.split_seed, cfg.train_subset,
+    key = hashlib.sha1(json.dumps([cfg.data, cfg.teacher, cfg.val_fraction, cfg.split_seed, cfg.subset_seed, cfg.train_subset,
                                    cfg.ig_steps]).encode()).hexdigest()[:12]
     shared = root / family / "ig-cache" / key
     shared.mkdir(parents=True, exist_ok=True)
@@ -346,7 +349,8 @@ def collect(family_dir: Path) -> list[dict]:
         cfg = rep.get("config", {})
         rows.append({"run_id": report_path.parent.name, "method": rep["method"], "cf": float(cfg.get("cf", 0)),
                      "compression_factor": rep.get("compression_factor"), "seed": rep.get("seed"),
-                     "split_seed": cfg.get("split_seed"), "train_subset": cfg.get("train_subset"),
+                     "split_seed": cfg.get("split_seed"), "subset_seed": cfg.get("subset_seed", -1),
+                     "train_subset": cfg.get("train_subset"),
                      "test_acc": rep["student"]["test_acc"], "val_acc": rep["student"]["val_acc"],
                      "best_epoch": rep["student"].get("best_epoch"), "teacher_test_acc": rep["teacher"]["test_acc"],
                      "student_s": rep.get("timings", {}).get("student_s"), "data": rep["data"]["name"]})
@@ -354,7 +358,7 @@ def collect(family_dir: Path) -> list[dict]:
 
 
 def _pair_key(row: dict) -> tuple:
-    return (row["seed"], row["split_seed"], row["train_subset"])
+    return (row["seed"], row["split_seed"], row.get("subset_seed", -1), row["train_subset"])
 
 
 def analyse(rows: list[dict], baseline: str = BASELINE, metric: str = "test_acc") -> list[dict]:

@@ -32,12 +32,13 @@ def split_indices(data: Dataset, cfg: CompressConfig) -> tuple[np.ndarray, np.nd
     """Stratified train/validation split, then an optional stratified training subset."""
     train_idx, val_idx = stratified_split(data.train.labels, cfg.val_fraction, cfg.split_seed)
     if cfg.train_subset:
-        train_idx = stratified_subset(data.train.labels, cfg.train_subset, cfg.split_seed, pool=train_idx)
+        seed = cfg.split_seed if cfg.subset_seed < 0 else cfg.subset_seed
+        train_idx = stratified_subset(data.train.labels, cfg.train_subset, seed, pool=train_idx)
     return train_idx, val_idx
 
 
 def _teacher_settings(cfg: CompressConfig) -> dict:
-    return {k: getattr(cfg, k) for k in ("data", "val_fraction", "split_seed", "train_subset", "teacher_arch",
+    return {k: getattr(cfg, k) for k in ("data", "val_fraction", "split_seed", "subset_seed", "train_subset", "teacher_arch",
                                           "teacher_epochs", "teacher_lr", "teacher_optimizer",
                                           "teacher_weight_decay", "teacher_subset", "batch_size", "seed")}
 
