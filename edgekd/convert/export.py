@@ -28,7 +28,10 @@ def _call_exporter(fmt: Format, model, spec: InputSpec, out_dir: Path, calibrati
     if fmt.name == "onnx":
         return fn(model, spec, dest)
     if fmt.name == "onnx-int8":
-        fp32 = files.get("onnx") or fn.__globals__["export_onnx"](model, spec, out_dir / "model.onnx")
+        from edgekd.convert.onnx import export_onnx
+
+        # INT8 is quantised from the fp32 file; write it if that format was not asked for.
+        fp32 = files.get("onnx") or export_onnx(model, spec, out_dir / "model.onnx")
         return fn(fp32, dest, calibration, input_name=spec.name, exclude_nodes=options.get("exclude_nodes", ()))
     if fmt.name == "tflite":
         return fn(model, spec, dest)
