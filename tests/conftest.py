@@ -25,10 +25,11 @@ def cifar_zip() -> Path:
 
 @pytest.fixture(autouse=True, scope="session")
 def _few_threads():
-    # The CI machine has 2 cores; keep torch from oversubscribing them.
+    # One torch thread: with two, any other load on the 2-core machine makes every OpenMP
+    # barrier wait for a descheduled thread (a training step went from 0.5 s to 5 s here).
     try:
         import torch
 
-        torch.set_num_threads(2)
+        torch.set_num_threads(1)
     except ImportError:
         pass
