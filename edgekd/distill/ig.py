@@ -151,7 +151,8 @@ def precompute_ig(
         disable=not show_progress,
     )
     with progress:
-        task = progress.add_task("ig", total=n, completed=n - len(todo) * settings.batch_size, rate="")
+        remaining = sum(min(n, (c + 1) * settings.batch_size) - c * settings.batch_size for c in todo)
+        task = progress.add_task("ig", total=n, completed=n - remaining, rate="")
         for k, c in enumerate(todo):
             lo, hi = c * settings.batch_size, min(n, (c + 1) * settings.batch_size)
             x = normalize(to_float(torch.from_numpy(sel_images[lo:hi])), mean, std).to(device)
@@ -164,6 +165,6 @@ def precompute_ig(
             progress.update(task, advance=hi - lo, rate=f"{rate:.1f} img/s")
     meta = cache.manifest()
     meta["seconds_last_run"] = round(time.perf_counter() - started, 2)
-    meta["images_per_second"] = round(len(todo) * settings.batch_size / meta["seconds_last_run"], 3)
+    meta["images_per_second"] = round(remaining / meta["seconds_last_run"], 3)
     write_json(cache.dir / "manifest.json", meta)
     return cache
