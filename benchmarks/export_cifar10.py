@@ -96,7 +96,7 @@ def main() -> None:
           "--export`) then `python benchmarks/export_cifar10.py`.", "",
           f"Machine: {out['machine']['cpu']}, {out['machine']['cores']} cores, {out['machine']['os']} — an x86 server "
           "CPU, not a Pi. Latency: batch 1, 1 thread, all files interleaved in one run by `edgekd bench`, "
-          f"≥ {args.runs} timed calls each; the machine was shared with other jobs, so read p50 and min side by side.", "",
+          f"≥ {args.runs} timed calls each; read p50 and min side by side (close together means the machine was quiet, as it was for this run).", "",
           "Accuracy: the full official test split (10,000 images), each file run by its own runtime (ONNX Runtime, "
           "ai-edge-litert). INT8 calibration: 256 training images. Drop = PyTorch fp32 − format, in points.", "",
           "| format | size KiB | test acc % | drop pp | top-1 agreement | p50 ms | p90 ms | min ms |",

@@ -1,10 +1,12 @@
 """TFLite export with litert-torch (no TensorFlow) and full-integer INT8.
 
-INT8 method, chosen by measurement (benchmarks/export_cifar10.md, ``tflite_int8_choice``):
-ai-edge-quantizer's static int8 recipe (``static_wi8_ai8``) applied to the fp32 .tflite
-quantises every op, residual ADDs included, and so runs fully on XNNPACK's int8 kernels;
-litert-torch's PT2E flow leaves most residual ADDs in float, which adds
-quantise/dequantise pairs at every skip connection. ``method="pt2e"`` is kept for comparison.
+Two full-integer INT8 methods, and neither wins everywhere (benchmarks/export_cifar10.md):
+ai-edge-quantizer's ``static_wi8_ai8`` recipe on the fp32 .tflite makes every op int8, but
+its calibration clipped ranges on some models (CIFAR student: −1.15 pp on test vs −0.12 pp
+for PT2E; DFE encoder: output range cut from 7.6 to 3.0); litert-torch's PT2E flow leaves
+residual ADDs in float yet ran as fast here (0.694 vs 0.691 ms). So the classifier exporter
+builds both and keeps the better on validation (``edgekd.convert.classifier``); this
+function's default is ai-edge-quantizer.
 """
 
 from __future__ import annotations
