@@ -70,7 +70,7 @@ def render(base: Path) -> str:
               "", f"The whole KD+IG pipeline (teacher + IG + student) took about "
               f"{(first['timings']['teacher_s'] + sum((r['timings'].get('ig_s', 0) + r['timings']['student_s']) for m, r in rows if m == 'kd+ig')) / 60:.0f} min "
               "here, above the issue's ~30-minute target: every run shared the 2 cores with other jobs (tests, other "
-              "helpers' benchmarks), and teacher training alone took 24 min. On an idle machine expect roughly half.",
+              "helpers' benchmarks), and teacher training alone took 24 min. It was not measured on an idle machine.",
               "", "The teacher is weaker than its students (8 epochs on 5,000 images gives 52 % where the students reach "
               "55–57 %), so distillation has little to transfer at this budget; the paper's teacher reaches 93.9 %.",
               "", "One seed per method, a weak teacher and a short schedule: these numbers show the pipeline runs end to "
