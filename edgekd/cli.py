@@ -75,7 +75,10 @@ def _collect(config: Optional[Path], preset: str, **flags):
     from edgekd.utils.config import load_toml
 
     toml = load_toml(config) if config else {}
-    preset = toml.pop("preset", preset) if preset == "quick" else preset
+    # A preset named in the TOML file applies unless --preset was given explicitly (non-default).
+    file_preset = toml.pop("preset", None)
+    if file_preset and preset == "quick":
+        preset = file_preset
     return resolve_config(preset, toml, {k: v for k, v in flags.items() if v is not None})
 
 
