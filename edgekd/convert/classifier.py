@@ -96,8 +96,8 @@ def _pick_tflite_int8(model, spec, path: Path, calib, val: LabelledImages, ref_v
     if drop_pt2e < drop_aeq:
         alt.replace(path)
         row["method"] = "pt2e"
-        row["input"] = Predictor(path).in_spec.to_dict()
-        row["output"] = Predictor(path).out_spec.to_dict()
+        chosen = Predictor(path)
+        row["input"], row["output"] = chosen.in_spec.to_dict(), chosen.out_spec.to_dict()
         import torch
 
         from edgekd.convert.export import parity
