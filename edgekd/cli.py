@@ -516,7 +516,7 @@ def experiment_imagenet_subset(
     root: Path = typer.Option(Path("runs/experiments"), help="experiment root holding the CIFAR-trained runs"),
     source: str = typer.Option("ablation", "--from", help="family whose students (and teacher) to evaluate"),
     images: Path = typer.Option(Path("../shared/data/imagenet-cifar10"), help="folder <cifar class>/*.JPEG"),
-    teacher: Optional[Path] = typer.Option(None, help="teacher weights (default ROOT/FAMILY/teacher/teacher.pt)"),
+    teacher: Optional[Path] = typer.Option(None, help="teacher weights (default: the one the runs' reports name)"),
 ):
     """Evaluate CIFAR-trained students and teacher, without fine-tuning, on ImageNet images mapped to CIFAR-10."""
     from edgekd.distill.experiments import evaluate_on_imagenet_subset

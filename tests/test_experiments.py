@@ -89,8 +89,26 @@ def test_family_contents():
     by_method = lambda runs, m: {r.split_seed for r in runs if r.method == m}  # noqa: E731
     assert by_method(paired, "kd") == by_method(paired, "student")
     assert not by_method(unpaired, "kd") & by_method(unpaired, "student")
-    cfg = ex.run_config(paired[0], ex.Path("/tmp/x"), "digits", "t.pt")
-    assert cfg.train_subset == round(0.8 * 2500) and cfg.export is False and cfg.teacher == "t.pt"
+    cfg = ex.run_config(paired[-1], ex.Path("/tmp/x"), "digits", "t.pt")
+    assert cfg.export is False and cfg.teacher == "t.pt"
+    # Each draw: 80 % of the budget's fixed training set (the pool, teacher and IG maps stay the same).
+    assert (cfg.train_subset, cfg.train_fraction, cfg.fraction_seed, cfg.split_seed) == (2500, 0.8, 2, 0)
+
+
+def test_monte_carlo_draws_are_stratified_subsets_of_one_training_pool():
+    from edgekd.data import load_dataset
+    from edgekd.distill.config import CompressConfig
+    from edgekd.distill.pipeline import split_indices, training_pool
+
+    data = load_dataset("digits", show_progress=False)
+    base = dict(data="digits", val_fraction=0.2, train_subset=500)
+    pool, val = training_pool(data, CompressConfig(**base))
+    draws = [split_indices(data, CompressConfig(**base, train_fraction=0.8, fraction_seed=k)) for k in range(3)]
+    for train, v in draws:
+        assert np.array_equal(v, val) and len(train) == 400 and set(train) <= set(pool)
+        assert np.abs(np.bincount(data.train.labels[train], minlength=10) * 5 / 4
+                      - np.bincount(data.train.labels[pool], minlength=10)).max() <= 2
+    assert not np.array_equal(draws[0][0], draws[1][0])
 
 
 @pytest.mark.parametrize("bad", ["2/2", "a/b", "1", "-1/2", "0/0"])
@@ -122,7 +140,7 @@ def test_finished_runs_are_never_repeated(tmp_path):
               overrides=TINY, log=lambda m: None)
     first = ex.run_family(shard="0/2", **kw)  # one real tiny run (and the family's teacher)
     assert first["ran"] == 1 and first["runs"] == ["student_cf4.12_seed0"]
-    teacher = tmp_path / "ablation" / "teacher" / "teacher.pt"
+    teacher = tmp_path / "teacher" / "smoke" / "teacher.pt"  # one per budget, shared by the families
     report = tmp_path / "ablation" / "student_cf4.12_seed0" / "report.json"
     stamps = teacher.stat().st_mtime_ns, report.stat().st_mtime_ns
     again = ex.run_family(shard="0/2", **kw)

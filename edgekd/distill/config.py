@@ -33,7 +33,11 @@ class CompressConfig:
     val_fraction: float = 0.1
     split_seed: int = 0
     train_subset: int = 0  # 0 = all training images (after the validation split)
-    subset_seed: int = -1  # seed of the training-subset draw; -1 = split_seed (Monte Carlo varies only this)
+    subset_seed: int = -1  # seed of the training-subset draw; -1 = split_seed
+    # Monte Carlo: train on a stratified fraction of the training images above, drawn with fraction_seed.
+    # IG maps are computed once for all those images and shared by every draw.
+    train_fraction: float = 1.0
+    fraction_seed: int = 0
     # teacher
     teacher: str = ""  # path to weights; empty = train one (or reuse OUT/teacher.pt)
     teacher_arch: str = "mobilenetv2_cifar"
@@ -58,6 +62,7 @@ class CompressConfig:
     ig_p: float = 0.1
     ig_steps: int = 50
     ig_internal_batch: int = 64
+    precise_bn_images: int = 2048  # BN statistics recomputed on this many training images before each validation
     seed: int = 0
     # export (the export stage reads these)
     export: bool = True

@@ -6,19 +6,20 @@ stable id and lives in ``ROOT/<family>/<run-id>/``. A run whose ``report.json`` 
 finished and never repeated, so the same command resumes an interrupted experiment, and
 ``--shard i/n`` (every run whose index % n == i) spreads it over processes or machines.
 
-The teacher is trained once per family into ``ROOT/<family>/teacher/`` (under a file lock
-so concurrent shards wait for it) or given with ``--teacher``; every run loads it. Runs
-that use IG on the same images share one IG cache (``ROOT/<family>/ig-cache/<key>``).
+The teacher is trained once per budget into ``ROOT/teacher/<budget>/`` and shared by every
+family (under a file lock so concurrent shards wait for it), or given with ``--teacher``;
+every run loads it. Runs that use IG on the same training images share one IG cache
+(``ROOT/ig-cache/<key>``), across families too.
 
 Pairing: in ``ablation`` and ``sweep`` every method runs on the same seeds and the same
-split, so methods are compared with paired tests. ``montecarlo`` draws a stratified 80 %
-of the training pool per run (``subset_seed`` = the run's draw; the validation split stays
-fixed at ``split_seed`` 0, so the shared teacher never trains on any run's validation
-images, and the test set never changes). With ``paired_subsets`` (the default) every method
+split, so methods are compared with paired tests. ``montecarlo`` trains each run on a
+stratified 80 % of the budget's training set (``fraction_seed`` = the run's draw); the
+validation split, the training set, the teacher and the IG maps stay fixed, and the test
+set never changes. With ``paired_subsets`` (the default) every method
 sees the same draws and the comparison is paired; with ``--unpaired`` each method gets
 its own draws and Welch's test applies. :func:`aggregate` decides from the runs found,
 not from the family name: runs are paired when both methods have exactly the same
-(seed, split_seed, train_subset) keys.
+(seed, split, subset and draw) keys.
 """
 
 from __future__ import annotations
@@ -69,14 +70,14 @@ FAMILIES: dict[str, Family] = {
 BUDGETS: dict[str, dict[str, Any]] = {
     "cpu": dict(preset="quick", overrides=dict(
         train_subset=2500, val_fraction=0.04, epochs=6, teacher_epochs=10, ig_steps=8, threads=1,
-        batch_size=64, lr=2e-3, teacher_lr=2e-3, device="cpu")),
+        batch_size=64, lr=2e-3, teacher_lr=2e-3, precise_bn_images=1024, device="cpu")),
     "paper": dict(preset="paper", overrides=dict(device="auto")),
     # Checks the plumbing end to end in a minute or two (e.g. on digits); its numbers mean nothing.
     "smoke": dict(preset="quick", overrides=dict(
         train_subset=300, val_fraction=0.1, epochs=2, teacher_epochs=2, ig_steps=4, threads=1, device="cpu")),
 }
 # Per-family changes to the cpu budget (the sweep has 4× as many runs).
-CPU_FAMILY_OVERRIDES = {"sweep": dict(train_subset=1500, epochs=4, val_fraction=0.02)}
+CPU_FAMILY_OVERRIDES = {"sweep": dict(train_subset=1500, epochs=4)}
 
 
 @dataclass
@@ -187,64 +188,59 @@ def file_lock(path: Path):
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def _train_pool_size(data: str, val_fraction: float) -> int:
-    from edgekd.data import load_dataset
-
-    n = len(load_dataset(data, show_progress=False).train)
-    return n - int(round(n * val_fraction))
-
-
-def run_config(run: Run, root: Path, data: str, teacher: str, pool_size: int | None = None):
+def run_config(run: Run, root: Path, data: str, teacher: str):
     """The exact CompressConfig of one run."""
     from edgekd.distill.config import resolve_config
 
     preset, _ = budget_overrides(run.family, run.budget)
     ov = dict(run.overrides)
     fam = FAMILIES[run.family]
-    if fam.train_fraction:
-        pool = ov.get("train_subset") or pool_size
-        if not pool:
-            raise EdgekdError("montecarlo needs the training pool size", "internal: pass pool_size")
-        ov["train_subset"] = int(round(fam.train_fraction * pool))
-    # Monte Carlo draws vary only the training subset (subset_seed); validation stays split_seed 0.
-    split = dict(split_seed=0, subset_seed=run.split_seed) if fam.train_fraction else dict(split_seed=run.split_seed)
+    # Monte Carlo: draw k trains on its own stratified fraction of the fixed training set; the
+    # validation split, the training set itself and so the teacher and its IG maps stay fixed.
+    split = (dict(split_seed=0, train_fraction=fam.train_fraction, fraction_seed=run.split_seed)
+             if fam.train_fraction else dict(split_seed=run.split_seed))
     ov.update(data=data, method=run.method, cf=run.cf, seed=run.seed, **split, teacher=teacher,
               export=False, out=str(root / run.family / run.id), notes={"experiment": run.family, "run_id": run.id})
     return resolve_config(preset, None, ov)
 
 
-def _teacher_config(family: str, budget: str, root: Path, data: str, extra: dict | None = None):
+def _teacher_config(budget: str, root: Path, data: str, extra: dict | None = None):
+    """One teacher per budget, shared by every family (it never sees a validation or test image of any)."""
     from edgekd.distill.config import resolve_config
 
-    preset, ov = budget_overrides(family, budget, extra)
+    preset, ov = budget_overrides("", budget, extra)
     return resolve_config(preset, None, {**ov, "data": data, "seed": 0, "split_seed": 0, "teacher": "",
-                                         "export": False, "out": str(root / family / "teacher")})
+                                         "export": False, "out": str(teacher_dir(root, budget))})
+
+
+def teacher_dir(root: Path, budget: str) -> Path:
+    return Path(root) / "teacher" / budget
 
 
 def ensure_teacher(family: str, budget: str, root: Path, data: str, teacher: str | None, log=print,
                    show_progress: bool = False, overrides: dict | None = None) -> str:
-    """The family's shared teacher: ``teacher`` if given, else ROOT/<family>/teacher/teacher.pt (trained once)."""
+    """The shared teacher: ``teacher`` if given, else ROOT/teacher/<budget>/teacher.pt (trained once)."""
     if teacher:
         if not Path(teacher).exists():
             raise EdgekdError(f"teacher not found: {teacher}", "pass a .pt/.safetensors file, or omit --teacher")
         return str(teacher)
     from edgekd.distill.pipeline import train_teacher
 
-    cfg = _teacher_config(family, budget, root, data, overrides)
+    cfg = _teacher_config(budget, root, data, overrides)
     path = Path(cfg.out) / "teacher.pt"
-    with file_lock(root / family / "teacher.lock"):
+    with file_lock(Path(cfg.out).parent / f"{budget}.lock"):
         if not path.exists():
-            log(f"training the {family} teacher into {path} (once for the whole family)")
+            log(f"training the teacher into {path} (once for every family of this budget)")
         info = train_teacher(cfg, show_progress=show_progress)
     log(f"teacher: {path} (val {info['val_acc']:.2f}%)")
     return str(path)
 
 
-def _link_ig_cache(cfg, root: Path, family: str) -> Path:
+def _link_ig_cache(cfg, root: Path) -> Path:
     """Point OUT/ig-cache at a cache shared by all runs with the same teacher, images and IG steps."""
     key = hashlib.sha1(json.dumps([cfg.data, cfg.teacher, cfg.val_fraction, cfg.split_seed, cfg.subset_seed, cfg.train_subset,
                                    cfg.ig_steps]).encode()).hexdigest()[:12]
-    shared = root / family / "ig-cache" / key
+    shared = root / "ig-cache" / key  # shared across families: the ablation and Monte Carlo use the same images
     shared.mkdir(parents=True, exist_ok=True)
     link = Path(cfg.out) / "ig-cache"
     Path(cfg.out).mkdir(parents=True, exist_ok=True)
@@ -254,7 +250,7 @@ def _link_ig_cache(cfg, root: Path, family: str) -> Path:
     return shared
 
 
-def execute_run(run: Run, root: Path, data: str, teacher: str, pool_size: int | None = None,
+def execute_run(run: Run, root: Path, data: str, teacher: str,
                 compress_fn: Callable | None = None, log=print, show_progress: bool = False) -> str:
     """Run one configuration unless its report.json exists. Returns "done" or "skipped"."""
     out = root / run.family / run.id
@@ -263,14 +259,14 @@ def execute_run(run: Run, root: Path, data: str, teacher: str, pool_size: int | 
     from edgekd.distill.config import parse_method
     from edgekd.utils.io import write_json
 
-    cfg = run_config(run, root, data, teacher, pool_size)
+    cfg = run_config(run, root, data, teacher)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "run.json", {"run": run.to_dict(), "code": code_version(), "config": cfg.to_dict(),
                                   "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
     if compress_fn is None:
         from edgekd.distill.pipeline import compress as compress_fn
     if "ig" in parse_method(run.method):
-        shared = _link_ig_cache(cfg, root, run.family)
+        shared = _link_ig_cache(cfg, root)
         from edgekd.distill.ig import IGCache
 
         if not IGCache(shared).complete:
@@ -298,14 +294,10 @@ def run_family(family: str, data: str, seeds: int | None = None, budget: str = "
     root.mkdir(parents=True, exist_ok=True)
     teacher_path = ensure_teacher(family, budget, root, data, teacher, log=log, show_progress=show_progress,
                                   overrides=overrides)
-    pool_size = None
-    _, ov = budget_overrides(family, budget, overrides)
-    if FAMILIES[family].train_fraction and not ov.get("train_subset"):
-        pool_size = _train_pool_size(data, ov.get("val_fraction", 0.1))
     done = 0
     for k, run in enumerate(mine, 1):
         t = time.perf_counter()
-        status = execute_run(run, root, data, teacher_path, pool_size, log=log, show_progress=show_progress)
+        status = execute_run(run, root, data, teacher_path, log=log, show_progress=show_progress)
         done += status == "done"
         log(f"[{k}/{len(mine)}] {run.id}: {status}" + (f" in {time.perf_counter() - t:.0f} s" if status == "done" else ""))
     summary.update(ran=done, skipped=len(mine) - done)
@@ -318,8 +310,7 @@ def estimate_seconds(family: str, budget: str, n_runs: int, cifar_train: int = 5
     Rates (DESIGN.md and the compression line, this 2-core machine, 1 thread): a student training
     step ≈ 0.6 s per 64 images; the teacher forward adds ≈ 0.3 s for KD/AT; a teacher step ≈ 1.0 s;
     IG ≈ 27 s per 64 images at 50 steps on 2 cores (≈ 0.017 s per image-step on one); inference
-    ≈ 20 GMAC/s (teacher 88 M, 4.12× student 59 M MACs per image). Every run scores the teacher
-    and the student on val and test and the student on val each epoch. An estimate, not a measurement.
+    ≈ 20 GMAC/s (teacher 88 M, 4.12× student 59 M MACs per image). An estimate, not a measurement.
     """
     if budget != "cpu":
         return None
@@ -330,11 +321,12 @@ def estimate_seconds(family: str, budget: str, n_runs: int, cifar_train: int = 5
     n_val = int(cifar_train * ov["val_fraction"])
     steps = -(-n_train // 64) * epochs
     student = steps * (0.6 + 0.15)  # ≈ half the runs use the teacher (KD/AT)
-    evals = (n_val * epochs * 59e6 + (n_val + cifar_test) * (88e6 + 59e6)) / 20e9
+    # Student on val each epoch (after BN stats on precise_bn_images) and on val + test once; the
+    # teacher's val/test scores are cached across runs.
+    evals = ((n_val + ov["precise_bn_images"]) * epochs * 59e6 + (n_val + cifar_test) * 59e6) / 20e9
     per_run = student + evals
     teacher = -(-ov["train_subset"] // 64) * ov["teacher_epochs"] * 1.0 + n_val * ov["teacher_epochs"] * 88e6 / 20e9
-    ig_sets = 1 if not FAMILIES[family].train_fraction else n_runs // len(FAMILIES[family].methods)
-    ig = ig_sets * n_train * ov["ig_steps"] * 0.017
+    ig = ov["train_subset"] * ov["ig_steps"] * 0.017  # once per training set: draws share the maps
     total = teacher + ig + n_runs * per_run
     return {"per_run_s": round(per_run), "teacher_s": round(teacher), "ig_s": round(ig),
             "total_cpu_s": round(total), "wall_s_two_shards": round(teacher + (ig + n_runs * per_run) / 2)}
@@ -350,6 +342,7 @@ def collect(family_dir: Path) -> list[dict]:
         rows.append({"run_id": report_path.parent.name, "method": rep["method"], "cf": float(cfg.get("cf", 0)),
                      "compression_factor": rep.get("compression_factor"), "seed": rep.get("seed"),
                      "split_seed": cfg.get("split_seed"), "subset_seed": cfg.get("subset_seed", -1),
+                     "fraction_seed": cfg.get("fraction_seed", 0),
                      "train_subset": cfg.get("train_subset"),
                      "test_acc": rep["student"]["test_acc"], "val_acc": rep["student"]["val_acc"],
                      "best_epoch": rep["student"].get("best_epoch"), "teacher_test_acc": rep["teacher"]["test_acc"],
@@ -358,7 +351,7 @@ def collect(family_dir: Path) -> list[dict]:
 
 
 def _pair_key(row: dict) -> tuple:
-    return (row["seed"], row["split_seed"], row.get("subset_seed", -1), row["train_subset"])
+    return (row["seed"], row["split_seed"], row.get("subset_seed", -1), row.get("fraction_seed", 0), row["train_subset"])
 
 
 def analyse(rows: list[dict], baseline: str = BASELINE, metric: str = "test_acc") -> list[dict]:
@@ -520,6 +513,7 @@ def evaluate_on_imagenet_subset(models_dir: str | Path, folder: str | Path, teac
             raise EdgekdError(f"{p.parent} was trained on {rep['data']['name']}, not CIFAR-10",
                               "evaluate a family trained with --data ../shared/data/cifar10-png.zip")
         candidates.append((p.parent.name, p, rep["method"]))
+        teacher = teacher or rep["teacher"].get("source")  # the teacher these students were distilled from
     teacher_path = Path(teacher) if teacher else models_dir / "teacher" / "teacher.pt"
     if teacher_path.exists():
         candidates.insert(0, ("teacher", teacher_path, "teacher"))

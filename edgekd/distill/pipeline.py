@@ -7,6 +7,7 @@ resumes an interrupted one.
 
 from __future__ import annotations
 
+import hashlib
 import platform
 import time
 from pathlib import Path
@@ -28,13 +29,49 @@ from edgekd.utils.io import atomic_write_bytes, read_json, write_json
 from edgekd.utils.system import machine_record
 
 
-def split_indices(data: Dataset, cfg: CompressConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Stratified train/validation split, then an optional stratified training subset."""
+def training_pool(data: Dataset, cfg: CompressConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Stratified train/validation split, then an optional stratified training subset: (pool, val)."""
     train_idx, val_idx = stratified_split(data.train.labels, cfg.val_fraction, cfg.split_seed)
     if cfg.train_subset:
         seed = cfg.split_seed if cfg.subset_seed < 0 else cfg.subset_seed
         train_idx = stratified_subset(data.train.labels, cfg.train_subset, seed, pool=train_idx)
     return train_idx, val_idx
+
+
+def split_indices(data: Dataset, cfg: CompressConfig) -> tuple[np.ndarray, np.ndarray]:
+    """The student's (train, val) indices: the training pool, or its ``train_fraction`` draw (Monte Carlo)."""
+    pool_idx, val_idx = training_pool(data, cfg)
+    if not 0.0 < cfg.train_fraction <= 1.0:
+        raise EdgekdError(f"train_fraction must be in (0, 1], got {cfg.train_fraction}")
+    if cfg.train_fraction < 1.0:
+        n = int(round(cfg.train_fraction * len(pool_idx)))
+        pool_idx = stratified_subset(data.train.labels, n, cfg.fraction_seed, pool=pool_idx)
+    return pool_idx, val_idx
+
+
+def teacher_accuracy(teacher, split_name: str, images, indices, mean, std, device) -> float:
+    """Accuracy of the teacher on a split, cached per (teacher weights, images), since every run of an
+    experiment family shares one teacher and scoring it on 10,000 test images costs as much as an epoch."""
+    from edgekd.data import cache_dir
+    from edgekd.distill.ig import model_fingerprint
+
+    key_hash = hashlib.sha256(np.ascontiguousarray(images.labels).data)
+    key_hash.update(np.asarray(indices if indices is not None else [], dtype=np.int64).tobytes())
+    key_hash.update(f"{images.provenance}|{len(images)}|{list(mean)}|{list(std)}".encode())
+    path = cache_dir() / "teacher-scores" / f"{model_fingerprint(teacher)[:24]}.json"
+    key = f"{split_name}:{key_hash.hexdigest()[:24]}"
+    scores = read_json(path) if path.exists() else {}
+    if key in scores:
+        return float(scores[key])
+    subset = images.subset(indices) if indices is not None else images
+    acc = evaluate(teacher, subset, mean, std, device)
+    try:
+        scores = read_json(path) if path.exists() else {}
+        scores[key] = acc
+        write_json(path, scores)
+    except (OSError, ValueError):
+        pass  # a cache only: a read-only cache folder must not stop the run
+    return acc
 
 
 def _teacher_settings(cfg: CompressConfig) -> dict:
@@ -91,6 +128,7 @@ def compress(cfg: CompressConfig, show_progress: bool = True, log=print) -> dict
 
     t = time.perf_counter()
     data = load_dataset(cfg.data, show_progress=show_progress)
+    pool_idx, _ = training_pool(data, cfg)
     train_idx, val_idx = split_indices(data, cfg)
     train_set, val_set = data.train.subset(train_idx), data.train.subset(val_idx)
     timings["data_s"] = round(time.perf_counter() - t, 2)
@@ -98,8 +136,9 @@ def compress(cfg: CompressConfig, show_progress: bool = True, log=print) -> dict
         f"{data.num_classes} classes")
 
     t = time.perf_counter()
-    teacher, teacher_info = get_teacher(cfg, data, train_idx, val_idx, out, device, show_progress)
-    teacher_val = evaluate(teacher, val_set, data.mean, data.std, device)
+    # A teacher trained here sees the whole training pool, so every Monte Carlo draw shares it.
+    teacher, teacher_info = get_teacher(cfg, data, pool_idx, val_idx, out, device, show_progress)
+    teacher_val = teacher_accuracy(teacher, "val", data.train, val_idx, data.mean, data.std, device)
     timings["teacher_s"] = round(time.perf_counter() - t, 2)
     log(f"teacher: {teacher_info['source']} — val {teacher_val:.2f}%")
 
@@ -107,11 +146,14 @@ def compress(cfg: CompressConfig, show_progress: bool = True, log=print) -> dict
     if "ig" in parts:
         t = time.perf_counter()
         settings = IGSettings(n_steps=cfg.ig_steps, internal_batch_size=cfg.ig_internal_batch)
-        cache = precompute_ig(teacher, data.train.images, data.train.labels, train_idx, out / "ig-cache",
+        # Maps for the whole training pool: Monte Carlo draws (train_fraction < 1) share one cache.
+        cache = precompute_ig(teacher, data.train.images, data.train.labels, pool_idx, out / "ig-cache",
                               data.mean, data.std, settings, device=str(device), show_progress=show_progress)
         cached_idx, ig_maps = cache.load()
-        if not np.array_equal(cached_idx, train_idx):  # guarded by the manifest; a cheap second check
+        if not np.array_equal(cached_idx, pool_idx):  # guarded by the manifest; a cheap second check
             raise EdgekdError(f"IG cache {cache.dir} indexes other images", "delete it to recompute")
+        if len(train_idx) != len(pool_idx):
+            ig_maps = ig_maps[np.searchsorted(cached_idx, train_idx)]
         manifest = cache.manifest()
         timings["ig_s"] = round(time.perf_counter() - t, 2)
         ig_info = {"n_steps": cfg.ig_steps, "images": int(len(train_idx)), "cache": str(cache.dir),
@@ -123,7 +165,8 @@ def compress(cfg: CompressConfig, show_progress: bool = True, log=print) -> dict
     student = create_model("student", cf=cfg.cf, num_classes=data.num_classes, early_width=cfg.early_width)
     loss_cfg = LossConfig(kd="kd" in parts, at="at" in parts, alpha=cfg.alpha, temperature=cfg.temperature, gamma=cfg.gamma)
     scfg = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, optimizer=cfg.optimizer,
-                       weight_decay=cfg.weight_decay, schedule=cfg.schedule, seed=cfg.seed, ig_p=cfg.ig_p, loss=loss_cfg)
+                       weight_decay=cfg.weight_decay, schedule=cfg.schedule, seed=cfg.seed, ig_p=cfg.ig_p, loss=loss_cfg,
+                       precise_bn_images=cfg.precise_bn_images)
     result = train(student, train_set, val_set, data.mean, data.std, scfg,
                    teacher=teacher if loss_cfg.needs_teacher else None, ig_maps=ig_maps,
                    checkpoint=out / "student.ckpt", device=device, progress_label=f"student ({cfg.method})",
@@ -132,7 +175,7 @@ def compress(cfg: CompressConfig, show_progress: bool = True, log=print) -> dict
 
     # The test set is scored once, after model selection on validation.
     student_test = evaluate(student, data.test, data.mean, data.std, device)
-    teacher_test = evaluate(teacher, data.test, data.mean, data.std, device)
+    teacher_test = teacher_accuracy(teacher, "test", data.test, None, data.mean, data.std, device)
     student = student.cpu()
     teacher = teacher.cpu()
     t_params, s_params = count_params(teacher), count_params(student)
@@ -190,7 +233,7 @@ def train_teacher(cfg: CompressConfig, show_progress: bool = True) -> dict:
         torch.set_num_threads(cfg.threads)
     device = pick_device(cfg.device)
     data = load_dataset(cfg.data, show_progress=show_progress)
-    train_idx, val_idx = split_indices(data, CompressConfig(**{**cfg.to_dict(), "teacher": ""}))
+    train_idx, val_idx = training_pool(data, cfg)
     teacher, info = get_teacher(CompressConfig(**{**cfg.to_dict(), "teacher": ""}), data, train_idx, val_idx, out,
                                 device, show_progress)
     info["val_acc"] = evaluate(teacher, data.train.subset(val_idx), data.mean, data.std, device)
