@@ -312,6 +312,8 @@ def track_eval(
     motions: Optional[str] = typer.Option(None, help="comma-separated subset of the motion suite"),
     out_dir: Path = typer.Option(Path("benchmarks/tracking"), help="results.json, results.csv, plots"),
     seed: int = 0,
+    update_card: bool = typer.Option(True, help="write each encoder's error and INT8 gate verdict into the card.json/card.md next to it "
+                                                "(only on the full motion suite)"),
 ):
     """Every method on ground-truth sequences (real faces, known motion) → table, JSON/CSV, plots."""
     import csv
@@ -346,6 +348,13 @@ def track_eval(
     typer.echo(table(res))
     typer.echo("\nmean px per motion:\n" + motion_table(res))
     typer.echo(f"\n→ {out_dir}/results.json, results.csv, " + ", ".join(p.name for p in paths))
+    if update_card and not motions and "dfe" in wanted:
+        from edgekd.track.export import record_tracking
+
+        for folder in dict.fromkeys(Path(e).parent for e in encoders):
+            card = record_tracking(folder, res)
+            if card:
+                typer.echo(f"→ {card} (tracking error and INT8 gate)")
 
 
 @track_app.command("export")

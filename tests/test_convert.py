@@ -106,3 +106,29 @@ def test_corrupt_and_wrong_files_are_refused(exported, tmp_path):
         p(np.zeros((1, 3, 28, 28), np.float32))
     with pytest.raises(EdgekdError, match="NaN"):
         p(np.full((1, 3, 32, 32), np.nan, np.float32))
+
+
+def test_tflite_int8_keeps_named_modules_in_float(tmp_path):
+    from ai_edge_litert.interpreter import Interpreter
+
+    from edgekd.convert.tflite import ExportError, export_tflite_int8
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU(), torch.nn.Conv2d(8, 4, 3), torch.nn.ReLU()).eval()
+    spec = InputSpec(shape=(1, 3, 12, 12))
+    calib = np.random.default_rng(0).random((32, 3, 12, 12), dtype=np.float32)
+
+    def io_and_ops(path):
+        it = Interpreter(model_path=str(path))
+        ops = [d["op_name"] for d in it._get_ops_details()]
+        return it.get_output_details()[0]["dtype"], ops
+
+    full = export_tflite_int8(net, spec, tmp_path / "full.tflite", calib, method="pt2e")
+    mixed = export_tflite_int8(net, spec, tmp_path / "mixed.tflite", calib, method="pt2e", float_modules=("2", "3"),
+                               activation_observer="minmax")
+    out_full, ops_full = io_and_ops(full)
+    out_mixed, ops_mixed = io_and_ops(mixed)
+    assert out_full == np.int8 and "DEQUANTIZE" not in ops_full
+    assert out_mixed == np.float32 and "DEQUANTIZE" in ops_mixed  # int8 first conv, then float
+    with pytest.raises(ExportError, match="no submodule named 9"):
+        export_tflite_int8(net, spec, tmp_path / "x.tflite", calib, method="pt2e", float_modules=("9",))

@@ -141,3 +141,22 @@ def test_cli_heartrate_writes_json_and_refuses_bad_input(tmp_path):
     assert res.exit_code == 2 and "too low" in res.output
     res = CliRunner().invoke(app, ["heartrate", str(video), "--method", "magic"])
     assert res.exit_code == 2 and "unknown heart-rate method" in res.output
+
+
+def test_find_encoder_uses_int8_only_within_the_tracking_gate(tmp_path):
+    from edgekd.heartrate.pipeline import find_encoder
+
+    for name in ("model.onnx", "model.tflite", "model.int8.tflite", "model.int8-mixed.onnx"):
+        (tmp_path / name).write_bytes(b"x")
+    assert find_encoder(tmp_path).name == "model.tflite"  # no tracking results: float
+    row = lambda px: {"mean_px": px}  # noqa: E731
+    card = {"tracking": {"model.tflite (litert)": row(1.70), "model.onnx (onnxruntime)": row(1.70),
+                         "model.int8.tflite (litert)": row(2.10), "model.int8-mixed.onnx (onnxruntime)": row(1.78)}}
+    (tmp_path / "card.json").write_text(json.dumps(card))
+    assert find_encoder(tmp_path).name == "model.int8-mixed.onnx"  # full INT8 adds 0.4 px: skipped
+    card["tracking"]["model.int8.tflite (litert)"] = row(1.75)
+    (tmp_path / "card.json").write_text(json.dumps(card))
+    assert find_encoder(tmp_path).name == "model.int8.tflite"
+    card["int8_gate"] = {"files": {"model.int8.tflite": {"passes": False}, "model.int8-mixed.onnx": {"passes": True}}}
+    (tmp_path / "card.json").write_text(json.dumps(card))
+    assert find_encoder(tmp_path).name == "model.int8-mixed.onnx"  # the gate verdict wins over raw means

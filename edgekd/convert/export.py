@@ -37,7 +37,9 @@ def _call_exporter(fmt: Format, model, spec: InputSpec, out_dir: Path, calibrati
         return fn(model, spec, dest)
     if fmt.name == "tflite-int8":
         return fn(model, spec, dest, calibration, fp32_path=files.get("tflite"),
-                  method=options.get("tflite_int8_method", "ai-edge-quantizer"))
+                  method=options.get("tflite_int8_method", "ai-edge-quantizer"),
+                  **({"activation_observer": options["tflite_activation_observer"]}
+                     if "tflite_activation_observer" in options else {}))
     return fn(model, spec, dest, calibration)
 
 

@@ -49,12 +49,19 @@ def export_tflite(model, spec: InputSpec, path: str | Path) -> Path:
 
 def export_tflite_int8(
     model, spec: InputSpec, path: str | Path, calibration: np.ndarray, fp32_path: str | Path | None = None,
-    method: str = "ai-edge-quantizer",
+    method: str = "ai-edge-quantizer", float_modules: tuple[str, ...] = (), activation_observer: str = "histogram",
 ) -> Path:
-    """Full-integer INT8 .tflite (int8 input and output) calibrated on ``calibration`` (float NCHW)."""
+    """Full-integer INT8 .tflite (int8 input and output) calibrated on ``calibration`` (float NCHW).
+
+    PT2E only: ``float_modules`` are submodule names, e.g. ``("features.12",)``, left in float;
+    ``activation_observer`` is "histogram" (litert-torch's default: clips outliers to minimise the
+    L2 error) or "minmax" (keeps the full range, like ONNX Runtime's MinMax calibration).
+    """
     path = Path(path)
     if method == "pt2e":
-        return _pt2e(model, spec, path, calibration)
+        return _pt2e(model, spec, path, calibration, float_modules, activation_observer)
+    if float_modules or activation_observer != "histogram":
+        raise ExportError("float modules and the activation observer are PT2E options", "pass method='pt2e'")
     if fp32_path is None or not Path(fp32_path).exists():
         fp32_path = export_tflite(model, spec, path.with_name(path.stem + ".fp32.tmp.tflite"))
     interpreter = require("ai_edge_litert.interpreter", extra="device", package="ai-edge-litert")
@@ -77,7 +84,31 @@ def export_tflite_int8(
     return path
 
 
-def _pt2e(model, spec: InputSpec, path: Path, calibration: np.ndarray) -> Path:
+def _partial_quantizer(pt2e_quantizer, config, float_modules: tuple[str, ...]):
+    """A PT2E quantizer that leaves the ops of ``float_modules`` in float.
+
+    litert-torch's own ``set_module_name`` cannot express "not quantised" (None is rejected) and
+    its name filter mangles torch.export's module-stack keys, so the filter here reads the module
+    paths themselves.
+    """
+
+    class PartialQuantizer(pt2e_quantizer.PT2EQuantizer):
+        def annotate(self, model):
+            def quantized(node) -> bool:
+                paths = [p for p, _ in node.meta.get("nn_module_stack", {}).values()]
+                return not any(p == f or p.startswith(f + ".") for p in paths for f in float_modules)
+
+            self._annotate_all_static_patterns(model, self.global_config, quantized)
+            pt2e_quantizer.propagate_annotation(model)
+            return model
+
+    return PartialQuantizer().set_global(config)
+
+
+def _pt2e(model, spec: InputSpec, path: Path, calibration: np.ndarray, float_modules: tuple[str, ...] = (),
+          activation_observer: str = "histogram") -> Path:
+    import dataclasses
+
     import torch
 
     litert_torch = require("litert_torch", extra="export", package="litert-torch")
@@ -86,10 +117,23 @@ def _pt2e(model, spec: InputSpec, path: Path, calibration: np.ndarray) -> Path:
     from torchao.quantization.pt2e import quantize_pt2e
 
     example = (torch.zeros(*spec.shape),)
+    known = {name for name, _ in model.named_modules()}
+    unknown = [f for f in float_modules if f not in known]
+    if unknown:
+        raise ExportError(f"no submodule named {', '.join(unknown)} to keep in float",
+                          f"choose among: {', '.join(sorted(n for n in known if n)[:12])} …")
+    if activation_observer not in ("histogram", "minmax"):
+        raise ExportError(f"unknown activation observer {activation_observer!r}", "use histogram or minmax")
     try:
         with _quiet():
-            quantizer = pt2e_quantizer.PT2EQuantizer().set_global(
-                pt2e_quantizer.get_symmetric_quantization_config(is_per_channel=True))
+            config = pt2e_quantizer.get_symmetric_quantization_config(is_per_channel=True)
+            if activation_observer == "minmax":
+                from torchao.quantization.pt2e.observer import MinMaxObserver
+
+                act = dataclasses.replace(config.input_activation, observer_or_fake_quant_ctr=MinMaxObserver)
+                config = dataclasses.replace(config, input_activation=act, output_activation=act)
+            quantizer = (_partial_quantizer(pt2e_quantizer, config, tuple(float_modules)) if float_modules
+                         else pt2e_quantizer.PT2EQuantizer().set_global(config))
             m = torch.export.export(model.eval(), example).module()
             m = quantize_pt2e.prepare_pt2e(m, quantizer)
             with torch.no_grad():

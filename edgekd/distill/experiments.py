@@ -69,7 +69,7 @@ FAMILIES: dict[str, Family] = {
 # on 2 cores with two shards of one thread each (see estimate_seconds and benchmarks/experiments.md).
 BUDGETS: dict[str, dict[str, Any]] = {
     "cpu": dict(preset="quick", overrides=dict(
-        train_subset=2500, val_fraction=0.04, epochs=6, teacher_epochs=10, ig_steps=8, threads=1,
+        train_subset=2500, val_fraction=0.04, epochs=4, teacher_epochs=10, ig_steps=8, threads=1,
         batch_size=64, lr=2e-3, teacher_lr=2e-3, precise_bn_images=1024, device="cpu")),
     "paper": dict(preset="paper", overrides=dict(device="auto")),
     # Checks the plumbing end to end in a minute or two (e.g. on digits); its numbers mean nothing.
@@ -77,7 +77,7 @@ BUDGETS: dict[str, dict[str, Any]] = {
         train_subset=300, val_fraction=0.1, epochs=2, teacher_epochs=2, ig_steps=4, threads=1, device="cpu")),
 }
 # Per-family changes to the cpu budget (the sweep has 4× as many runs).
-CPU_FAMILY_OVERRIDES = {"sweep": dict(train_subset=1500, epochs=4)}
+CPU_FAMILY_OVERRIDES = {"sweep": dict(train_subset=1000, epochs=3)}
 
 
 @dataclass
@@ -254,12 +254,17 @@ def execute_run(run: Run, root: Path, data: str, teacher: str,
                 compress_fn: Callable | None = None, log=print, show_progress: bool = False) -> str:
     """Run one configuration unless its report.json exists. Returns "done" or "skipped"."""
     out = root / run.family / run.id
+    cfg = run_config(run, root, data, teacher)
     if (out / "report.json").exists():
+        done = json.loads((out / "run.json").read_text()).get("config", {}) if (out / "run.json").exists() else {}
+        if done and done != json.loads(json.dumps(cfg.to_dict())):
+            changed = sorted(k for k in cfg.to_dict() if done.get(k) != cfg.to_dict()[k])
+            raise EdgekdError(f"{out} was finished with other settings ({', '.join(changed)})",
+                              "use another --root for a different budget, or delete the old runs")
         return "skipped"
     from edgekd.distill.config import parse_method
     from edgekd.utils.io import write_json
 
-    cfg = run_config(run, root, data, teacher)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "run.json", {"run": run.to_dict(), "code": code_version(), "config": cfg.to_dict(),
                                   "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
@@ -325,7 +330,8 @@ def estimate_seconds(family: str, budget: str, n_runs: int, cifar_train: int = 5
     # teacher's val/test scores are cached across runs.
     evals = ((n_val + ov["precise_bn_images"]) * epochs * 59e6 + (n_val + cifar_test) * 59e6) / 20e9
     per_run = student + evals
-    teacher = -(-ov["train_subset"] // 64) * ov["teacher_epochs"] * 1.0 + n_val * ov["teacher_epochs"] * 88e6 / 20e9
+    _, base = budget_overrides("", budget)  # the teacher is shared by all families: the base budget's
+    teacher = -(-base["train_subset"] // 64) * base["teacher_epochs"] * 1.0 + n_val * base["teacher_epochs"] * 88e6 / 20e9
     ig = ov["train_subset"] * ov["ig_steps"] * 0.017  # once per training set: draws share the maps
     total = teacher + ig + n_runs * per_run
     return {"per_run_s": round(per_run), "teacher_s": round(teacher), "ig_s": round(ig),

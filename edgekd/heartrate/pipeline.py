@@ -13,7 +13,11 @@ from edgekd.heartrate.monitor import HeartRateMonitor, summarize
 from edgekd.heartrate.signal import DEFAULT_BAND_HZ
 
 DEFAULT_ENCODER_DIR = Path("export/dfe-encoder")
-ENCODER_PREFERENCE = ("model.int8.tflite", "model.int8.onnx", "model.tflite", "model.onnx")
+# Fastest first. An INT8 file is used only when the encoder's card shows it within the tracking
+# gate (INT8 adds ≤ INT8_GATE_PX mean error over float on the ground-truth sequences).
+ENCODER_PREFERENCE = ("model.int8.tflite", "model.int8.onnx", "model.int8-mixed.tflite", "model.int8-mixed.onnx",
+                      "model.tflite", "model.onnx")
+INT8_GATE_PX = 0.1
 
 
 def open_source(source, fps: float | None = None):
@@ -47,9 +51,36 @@ def check_duration(cap, rate: float, window_s: float, band=DEFAULT_BAND_HZ) -> N
         )
 
 
+def int8_within_gate(directory: Path) -> dict[str, bool]:
+    """{file name: passes} for the INT8 encoders whose tracking error the card records."""
+    import json
+
+    card = Path(directory) / "card.json"
+    try:
+        info = json.loads(card.read_text())
+    except (OSError, ValueError):
+        return {}
+    gate = (info.get("int8_gate") or {}).get("files") or {}
+    if gate:  # written by `edgekd track eval`: paired against float where float tracks
+        return {f: bool(g.get("passes")) for f, g in gate.items()}
+    tracking = info.get("tracking") or {}
+    mean = {key.split(" ")[0]: row["mean_px"] for key, row in tracking.items() if "mean_px" in row}
+    floats = [mean[f] for f in ("model.tflite", "model.onnx", "model.pt") if f in mean]
+    if not floats:
+        return {}
+    return {f: m - min(floats) <= INT8_GATE_PX for f, m in mean.items() if "int8" in f}
+
+
 def find_encoder(directory: Path = DEFAULT_ENCODER_DIR) -> Path | None:
-    """The preferred exported DFE encoder in ``directory`` (INT8 first), or None."""
+    """The fastest exported DFE encoder in ``directory`` that tracks as well as float, or None.
+
+    INT8 files count only if the card's tracking results show them within the 0.1 px gate; with
+    no tracking results in the card, the float files are used.
+    """
+    passes = int8_within_gate(directory)
     for name in ENCODER_PREFERENCE:
+        if "int8" in name and not passes.get(name, False):
+            continue
         if (Path(directory) / name).is_file():
             return Path(directory) / name
     return None

@@ -90,7 +90,12 @@ class OnnxEncoder(EncoderBackend):
 
 
 class LiteRTEncoder(EncoderBackend):
-    """LiteRT (ai-edge-litert, falling back to tflite-runtime). NHWC or NCHW models; int8 I/O handled."""
+    """LiteRT (ai-edge-litert, falling back to tflite-runtime). NHWC or NCHW models; int8 I/O handled.
+
+    TFLite files are exported with batch 1; the input is resized to the number of points so one
+    ``invoke`` encodes every point of a frame, as with ONNX Runtime. A model whose shapes cannot
+    be resized is run point by point.
+    """
 
     name = "litert"
 
@@ -108,10 +113,25 @@ class LiteRTEncoder(EncoderBackend):
         self.out = self.interp.get_output_details()[0]
         shape = list(self.inp["shape"])
         self.nhwc = shape[-1] == 3 and shape[1] != 3
-        self.fixed_batch = int(shape[0])
         self.input_size = int(shape[1] if self.nhwc else shape[2])
+        self.batch = int(shape[0])
+        try:
+            self._resize(self.batch + 1)
+            self.fixed_batch = None
+        except Exception:  # noqa: BLE001 - a model whose shapes are frozen: loop over points instead
+            self.fixed_batch = self.batch
+
+    def _resize(self, n: int) -> None:
+        shape = [n, *self.inp["shape"][1:]]
+        self.interp.resize_tensor_input(self.inp["index"], shape)
+        self.interp.allocate_tensors()
+        self.inp = self.interp.get_input_details()[0]
+        self.out = self.interp.get_output_details()[0]
+        self.batch = n
 
     def encode(self, batch: np.ndarray) -> np.ndarray:
+        if self.fixed_batch is None and len(batch) != self.batch:
+            self._resize(len(batch))
         x = batch.transpose(0, 2, 3, 1) if self.nhwc else batch
         dtype = self.inp["dtype"]
         if dtype != np.float32:

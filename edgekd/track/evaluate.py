@@ -9,7 +9,7 @@ import numpy as np
 
 from edgekd.track import create_tracker
 from edgekd.track.groundtruth import heldout_faces, make_sequence, standard_motions
-from edgekd.track.metrics import point_errors, summarize
+from edgekd.track.metrics import FAIL_PX, point_errors, summarize
 
 
 def method_specs(methods, encoders) -> list[tuple[str, str, dict]]:
@@ -69,7 +69,45 @@ def evaluate(data, methods=("lk", "ncc", "sift", "orb", "dfe"), encoders=(), n_i
         allerr = np.concatenate([np.concatenate(errors[label][m]) for m in names])
         results["methods"][label] = {"overall": _summ(allerr), "per_motion": per,
                                      "fps": timing[label][1] / timing[label][0] if timing[label][0] else float("nan")}
+    results["int8_vs_float"] = int8_vs_float(errors, names)
     return results
+
+
+def int8_vs_float(errors: dict, motions: list[str], fail_px: float = FAIL_PX) -> dict:
+    """Error an INT8 encoder adds to its float twin, paired point-frame by point-frame.
+
+    Only point-frames the float encoder tracks (not lost, error ≤ fail_px) count: where float has
+    already failed there is no precision left to lose and the difference is chaos, not
+    quantisation. The 95 % CI treats each sequence as one unit (point-frames within a sequence
+    are correlated). The pooled difference of means is reported as well.
+    """
+    from scipy import stats
+
+    dfe = [lab for lab in errors if lab.startswith("dfe ")]
+    floats = [lab for lab in dfe if "int8" not in lab.split(" ")[1]]
+    out = {}
+    for lab in dfe:
+        if lab in floats or not floats:
+            continue
+        folder = lab.split(" ")[1].rsplit("/", 1)[0]
+        ref = next((f for f in floats if f.split(" ")[1].rsplit("/", 1)[0] == folder), floats[0])
+        per_seq, diffs = [], []
+        for m in motions:
+            for q, r in zip(errors[lab][m], errors[ref][m]):
+                ok = np.isfinite(q) & np.isfinite(r) & (r <= fail_px)
+                if ok.any():
+                    d = q[ok] - r[ok]
+                    diffs.append(d)
+                    per_seq.append(d.mean())
+        d = np.concatenate(diffs) if diffs else np.array([])
+        seq = np.asarray(per_seq)
+        ci = (stats.t.interval(0.95, len(seq) - 1, loc=seq.mean(), scale=stats.sem(seq)) if len(seq) > 1
+              else (float("nan"), float("nan")))
+        pooled = [np.concatenate([np.concatenate(errors[x][m]) for m in motions]) for x in (lab, ref)]
+        out[lab] = {"reference": ref, "added_px": float(d.mean()) if d.size else float("nan"),
+                    "ci95_px": [float(ci[0]), float(ci[1])], "n_point_frames": int(d.size), "n_sequences": int(len(seq)),
+                    "pooled_added_px": float(np.nanmean(pooled[0]) - np.nanmean(pooled[1]))}
+    return out
 
 
 def _summ(err: np.ndarray) -> dict:
