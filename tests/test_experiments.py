@@ -206,3 +206,18 @@ def test_cli_dry_run_and_errors(tmp_path):
     assert r.exit_code == 2 and "no finished runs" in r.output
     r = runner.invoke(app, ["experiment", "sweep", "--dry-run", "--budget", "gpu"])
     assert r.exit_code == 2 and "unknown budget" in r.output
+
+
+def test_a_run_held_by_another_process_is_not_started_twice(tmp_path):
+    import fcntl
+
+    run = ex.enumerate_runs("ablation", seeds=1, budget="smoke", methods=["student"])[0]
+    out = tmp_path / "ablation" / run.id
+    out.mkdir(parents=True)
+    calls = []
+    with open(out / ".lock", "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        status = ex.execute_run(run, tmp_path, "digits", "t.pt", compress_fn=lambda *a, **k: calls.append(1))
+    assert status == "busy" and not calls and not (out / "run.json").exists()
+    assert ex.execute_run(run, tmp_path, "digits", "t.pt", compress_fn=lambda *a, **k: calls.append(1)) == "done"
+    assert calls == [1]

@@ -118,3 +118,18 @@ def test_heartbeat_motion_is_periodic_subpixel_with_drift():
     ty = m.translate(t)[:, 1]
     assert np.allclose(ty - v, t)  # the rest is the 1 px/s drift
     assert set(standard_motions()) >= {"translation", "rotation", "scale", "nonrigid", "illumination", "noise", "blur", "heartbeat"}
+
+
+def test_int8_added_error_is_paired_where_float_tracks():
+    from edgekd.track.evaluate import int8_vs_float
+
+    rng = np.random.default_rng(0)
+    ref = [rng.uniform(0.1, 0.5, (10, 4)) for _ in range(6)]
+    ref[0][:, 0] = 50.0  # a track float has lost: excluded from the paired difference
+    q = [r + 0.05 for r in ref]
+    q[0][:, 0] = 10.0  # INT8 "improves" it by 40 px, which must not hide the 0.05 px elsewhere
+    errors = {"dfe d/model.onnx (onnxruntime)": {"m": ref}, "dfe d/model.int8.onnx (onnxruntime)": {"m": q}}
+    r = int8_vs_float(errors, ["m"])["dfe d/model.int8.onnx (onnxruntime)"]
+    assert r["reference"] == "dfe d/model.onnx (onnxruntime)"
+    assert abs(r["added_px"] - 0.05) < 1e-9 and r["ci95_px"][0] <= 0.05 <= r["ci95_px"][1]
+    assert r["n_point_frames"] == 6 * 40 - 10 and r["pooled_added_px"] < 0

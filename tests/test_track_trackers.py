@@ -59,10 +59,26 @@ def test_torch_onnx_and_litert_encoders_agree(face):
     ref = load_encoder(ENCODER_DIR / "model.pt")(x)
     assert ref.shape == (3, 128, 13, 13)
     scale = np.sqrt((ref**2).mean())
-    for name, tol in [("model.onnx", 1e-4), ("model.tflite", 1e-4), ("model.int8.onnx", 0.05), ("model.int8.tflite", 0.05)]:
+    for name, tol in [("model.onnx", 1e-4), ("model.tflite", 1e-4), ("model.int8.onnx", 0.05), ("model.int8.tflite", 0.05),
+                      ("model.int8-mixed.onnx", 0.05), ("model.int8-mixed.tflite", 0.05)]:
         y = load_encoder(ENCODER_DIR / name)(x)
         rel = np.sqrt(((y - ref) ** 2).mean()) / scale
         assert rel < tol, f"{name}: relative RMS difference {rel:.4f}"
+        # TFLite files are stored with batch 1: one point at a time must equal all points at once
+        assert np.allclose(np.concatenate([load_encoder(ENCODER_DIR / name)(x[i : i + 1]) for i in range(3)]), y, atol=1e-5)
+
+
+def test_regions_are_cut_from_the_edge_padded_lab_frame(face):
+    from edgekd.track.preprocess import bgr_to_lab01
+
+    img, _ = face
+    tracker = create_tracker("dfe", encoder=str(ENCODER_DIR / "model.onnx"))
+    h, w = img.shape[:2]
+    centres = np.array([[w // 2, h // 2], [3, 5], [w - 2, h - 10], [0, h - 1]])  # inside, and over every border
+    pad = tracker.size // 2
+    padded = np.pad(bgr_to_lab01(img), ((pad, pad), (pad, pad), (0, 0)), mode="edge")
+    want = np.stack([padded[cy : cy + tracker.size, cx : cx + tracker.size].transpose(2, 0, 1) for cx, cy in centres])
+    assert np.array_equal(tracker._regions(img, centres), want)
 
 
 def test_torch_and_onnx_trackers_give_the_same_tracks(shifted):

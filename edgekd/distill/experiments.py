@@ -252,9 +252,22 @@ def _link_ig_cache(cfg, root: Path) -> Path:
 
 def execute_run(run: Run, root: Path, data: str, teacher: str,
                 compress_fn: Callable | None = None, log=print, show_progress: bool = False) -> str:
-    """Run one configuration unless its report.json exists. Returns "done" or "skipped"."""
+    """Run one configuration unless its report.json exists. Returns "done", "skipped" or "busy"
+    (another process holds this run: shards with different --seeds can overlap)."""
+    import fcntl
+
     out = root / run.family / run.id
     cfg = run_config(run, root, data, teacher)
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / ".lock", "a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return "busy"
+        return _execute_locked(run, out, cfg, root, compress_fn, log, show_progress)
+
+
+def _execute_locked(run: Run, out: Path, cfg, root: Path, compress_fn, log, show_progress) -> str:
     if (out / "report.json").exists():
         done = json.loads((out / "run.json").read_text()).get("config", {}) if (out / "run.json").exists() else {}
         if done and done != json.loads(json.dumps(cfg.to_dict())):
@@ -265,7 +278,6 @@ def execute_run(run: Run, root: Path, data: str, teacher: str,
     from edgekd.distill.config import parse_method
     from edgekd.utils.io import write_json
 
-    out.mkdir(parents=True, exist_ok=True)
     write_json(out / "run.json", {"run": run.to_dict(), "code": code_version(), "config": cfg.to_dict(),
                                   "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
     if compress_fn is None:
@@ -299,13 +311,14 @@ def run_family(family: str, data: str, seeds: int | None = None, budget: str = "
     root.mkdir(parents=True, exist_ok=True)
     teacher_path = ensure_teacher(family, budget, root, data, teacher, log=log, show_progress=show_progress,
                                   overrides=overrides)
-    done = 0
+    counts = {"done": 0, "skipped": 0, "busy": 0}
     for k, run in enumerate(mine, 1):
         t = time.perf_counter()
         status = execute_run(run, root, data, teacher_path, log=log, show_progress=show_progress)
-        done += status == "done"
-        log(f"[{k}/{len(mine)}] {run.id}: {status}" + (f" in {time.perf_counter() - t:.0f} s" if status == "done" else ""))
-    summary.update(ran=done, skipped=len(mine) - done)
+        counts[status] += 1
+        log(f"[{k}/{len(mine)}] {run.id}: {status}" + (f" in {time.perf_counter() - t:.0f} s" if status == "done" else "")
+            + (" (another process is running it)" if status == "busy" else ""))
+    summary.update(ran=counts["done"], skipped=counts["skipped"], busy=counts["busy"])
     return summary
 
 

@@ -55,13 +55,24 @@ class DFETracker:
         self.max_refs, self.add_ref, self.lost, self.top_k = max_refs, add_ref, lost, top_k
 
     # -- helpers -----------------------------------------------------------------
-    def _regions(self, lab: np.ndarray, centres: np.ndarray) -> np.ndarray:
-        """Integer centres (P, 2) → (P, 3, S, S) regions from the edge-padded frame."""
-        pad = self.size // 2
-        padded = np.pad(lab, ((pad, pad), (pad, pad), (0, 0)), mode="edge")
+    def _regions(self, frame: np.ndarray, centres: np.ndarray) -> np.ndarray:
+        """Integer centres (P, 2) → (P, 3, S, S) CIELAB regions of the edge-padded frame.
+
+        Only the regions are converted to Lab (colour conversion is per pixel, so this equals
+        cropping a converted frame): converting and padding a whole 640×480 frame cost ~14 ms.
+        """
+        cv2 = cv2_module()
+        h, w = frame.shape[:2]
+        half = self.size // 2
         out = np.empty((len(centres), 3, self.size, self.size), np.float32)
         for i, (cx, cy) in enumerate(centres):
-            out[i] = padded[cy : cy + self.size, cx : cx + self.size].transpose(2, 0, 1)
+            x0, y0 = int(cx) - half, int(cy) - half
+            x1, y1 = x0 + self.size, y0 + self.size
+            crop = frame[max(y0, 0) : min(y1, h), max(x0, 0) : min(x1, w)]
+            if crop.shape[:2] != (self.size, self.size):
+                crop = cv2.copyMakeBorder(crop, max(0, -y0), max(0, y1 - h), max(0, -x0), max(0, x1 - w),
+                                          cv2.BORDER_REPLICATE)
+            out[i] = bgr_to_lab01(crop).transpose(2, 0, 1)
         return out
 
     def _subpixel_regions(self, lab: np.ndarray, points: np.ndarray) -> np.ndarray:
@@ -87,16 +98,16 @@ class DFETracker:
         self.last_cost = np.zeros(len(pts))
 
     def update(self, frame):
-        lab = bgr_to_lab01(frame)
-        if lab.shape[:2] != self.shape:
+        frame = np.asarray(frame)
+        if frame.shape[:2] != self.shape:
             from edgekd.errors import EdgekdError
 
-            raise EdgekdError(f"frame size changed from {self.shape[::-1]} to {lab.shape[1::-1]}")
+            raise EdgekdError(f"frame size changed from {self.shape[::-1]} to {frame.shape[1::-1]}")
         active = np.flatnonzero(self.ok)
         if len(active) == 0:
             return self.positions(), self.ok.copy()
         centres = np.rint(self.pos[active]).astype(np.int64)
-        enc = self.encoder(self._regions(lab, centres))  # (A, C, n, n)
+        enc = self.encoder(self._regions(frame, centres))  # (A, C, n, n)
         r, (h, w) = self.radius, self.shape
         grid = np.arange(-r, r + 1)
         for a, p in enumerate(active):

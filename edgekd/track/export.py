@@ -170,7 +170,7 @@ def render_card_md(card: dict) -> str:
         gate = card.get("int8_gate") or {}
         lines += ["", "Tracking error on the ground-truth sequences (see benchmarks/tracking.md). INT8 gate: at most "
                   f"{gate.get('limit_px', 0.1)} px mean error added over float, paired per point-frame where float tracks "
-                  "(95 % CI over sequences; in brackets the difference of overall means, failures included):", "",
+                  "(95 % cluster-bootstrap CI over sequences; in brackets the difference of overall means, failures included):", "",
                   "| file (runtime) | mean px | median px | p95 px | failure rate | INT8 gate |", "|---|---|---|---|---|---|"]
         for k, s in tracking.items():
             g = gate.get("files", {}).get(k.split(" ")[0])
@@ -208,7 +208,7 @@ def record_tracking(out_dir, results: dict, limit_px: float = 0.1) -> Path | Non
     card["tracking"] = tracking
     card["int8_gate"] = {"limit_px": limit_px, "files": files,
                          "measure": "mean error added over the float encoder, paired per point-frame, on the point-frames "
-                                    "float tracks (≤ 5 px, not lost); 95 % CI over sequences; pooled_added_px = difference "
+                                    "float tracks (≤ 5 px, not lost); 95 % cluster-bootstrap CI over sequences; pooled_added_px = difference "
                                     "of the overall means, failures included"}
     write_json(out / "card.json", card)
     atomic_write_bytes(out / "card.md", render_card_md(card).encode())
