@@ -164,3 +164,26 @@ def test_training_learns_and_resumes_exactly(digits, tmp_path):
         train(fresh(), train_set, val_set, digits.mean, digits.std, TrainConfig(epochs=3), checkpoint=ck,
               show_progress=False)
     assert evaluate(full, val_set, digits.mean, digits.std) == r_full.best_val_acc
+
+
+def test_teacher_scores_are_cached_per_weights_and_images(tmp_path, monkeypatch):
+    import edgekd.distill.pipeline as pipeline
+    from edgekd.data import load_dataset
+    from edgekd.models import create_model
+
+    monkeypatch.setenv("EDGEKD_CACHE", str(tmp_path))
+    data = load_dataset("digits", show_progress=False)
+    teacher = create_model("student", cf=1121.71, num_classes=10).eval()
+    calls = []
+    real = pipeline.evaluate
+    monkeypatch.setattr(pipeline, "evaluate", lambda *a, **k: calls.append(1) or real(*a, **k))
+    args = (data.mean, data.std, "cpu")
+    first = pipeline.teacher_accuracy(teacher, "val", data.train, np.arange(100), *args)
+    again = pipeline.teacher_accuracy(teacher, "val", data.train, np.arange(100), *args)
+    other = pipeline.teacher_accuracy(teacher, "val", data.train, np.arange(100, 200), *args)
+    assert first == again and len(calls) == 2  # the second call is read from the cache
+    assert other == real(teacher, data.train.subset(np.arange(100, 200)), *args)
+    with torch.no_grad():
+        next(teacher.parameters()).add_(1.0)  # other weights: scored afresh
+    pipeline.teacher_accuracy(teacher, "val", data.train, np.arange(100), *args)
+    assert len(calls) == 3
