@@ -14,4 +14,5 @@ python -m edgekd track eval --data "$DATA" --images 4 --frames 45 --out-dir benc
   --encoder export/dfe-encoder/model.int8-mixed.onnx \
   --encoder export/dfe-encoder/model.tflite \
   --encoder export/dfe-encoder/model.int8.tflite \
+  --encoder export/dfe-encoder/model.int8-mixed.tflite \
   "${EXTRA[@]}"
