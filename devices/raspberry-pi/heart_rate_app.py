@@ -33,11 +33,14 @@ def parse_args(argv=None):
     p.add_argument("source", nargs="?", default="0", help="camera index (default 0) or a video file")
     p.add_argument("--method", default="fused", choices=["ibcg", "rppg", "fused"])
     p.add_argument("--tracker", default="dfe", help="dfe (exported encoder), lk, ncc, sift, orb")
-    p.add_argument("--encoder", default=None, help="encoder file; default: export/dfe-encoder/, INT8 first")
+    p.add_argument("--encoder", default=None, help="encoder file; default: the fastest in export/dfe-encoder/ that "
+                                                    "passes the INT8 tracking gate (its card.json says)")
     p.add_argument("--window", type=float, default=10.0, help="analysis window, s")
     p.add_argument("--step", type=float, default=1.0, help="seconds between estimates")
     p.add_argument("--roi", default="face", choices=["face", "full"])
-    p.add_argument("--points", type=int, default=40, help="skin features to track (fewer = faster DFE)")
+    p.add_argument("--points", type=int, default=None,
+                   help="skin features to track (default 40; 16 with DFE, whose cost grows with the points: "
+                        "21 vs 8 frames/s on a 2-core x86, benchmarks/heartrate.md)")
     p.add_argument("--width", type=int, default=640, help="camera capture width")
     p.add_argument("--seconds", type=float, default=None, help="stop after this long")
     p.add_argument("--threads", type=int, default=None, help="runtime threads (default: the runtime's)")
@@ -68,7 +71,8 @@ def main(argv=None) -> int:
         print(f"source {args.source} at {fps:.1f} frames/s; method {args.method}; tracker {tracker}"
               + (f" ({encoder})" if encoder else ""), flush=True)
         monitor = HeartRateMonitor(fps, method=args.method, window_s=args.window, step_s=args.step,
-                                   roi=args.roi, tracker=tracker, encoder=encoder, max_points=args.points)
+                                   roi=args.roi, tracker=tracker, encoder=encoder,
+                                   max_points=args.points or (16 if tracker == "dfe" else 40))
     except EdgekdError as exc:
         print(f"error: {exc.message}" + (f"\n  → {exc.hint}" if exc.hint else ""), file=sys.stderr)
         return 2
