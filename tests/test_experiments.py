@@ -146,6 +146,8 @@ def test_finished_runs_are_never_repeated(tmp_path):
     again = ex.run_family(shard="0/2", **kw)
     assert again["ran"] == 0 and again["skipped"] == 1
     assert (teacher.stat().st_mtime_ns, report.stat().st_mtime_ns) == stamps  # neither retrained nor rewritten
+    with pytest.raises(EdgekdError, match="finished with other settings .*epochs"):
+        ex.run_family(shard="0/2", **{**kw, "overrides": {**TINY, "epochs": 2}})
     listing = ex.run_family(dry_run=True, **kw)
     assert listing["runs_total"] == 2 and listing["already_finished"] == 1
     run = json.loads((report.parent / "run.json").read_text())

@@ -267,11 +267,15 @@ def execute_run(run: Run, root: Path, data: str, teacher: str,
         return _execute_locked(run, out, cfg, root, compress_fn, log, show_progress)
 
 
+RUNTIME_KEYS = ("threads", "device", "notes")  # may differ between resumptions without changing a result
+
+
 def _execute_locked(run: Run, out: Path, cfg, root: Path, compress_fn, log, show_progress) -> str:
     if (out / "report.json").exists():
         done = json.loads((out / "run.json").read_text()).get("config", {}) if (out / "run.json").exists() else {}
-        if done and done != json.loads(json.dumps(cfg.to_dict())):
-            changed = sorted(k for k in cfg.to_dict() if done.get(k) != cfg.to_dict()[k])
+        want = json.loads(json.dumps(cfg.to_dict()))
+        changed = sorted(k for k in want if k not in RUNTIME_KEYS and done and done.get(k) != want[k])
+        if changed:
             raise EdgekdError(f"{out} was finished with other settings ({', '.join(changed)})",
                               "use another --root for a different budget, or delete the old runs")
         return "skipped"
