@@ -329,10 +329,11 @@ def run_family(family: str, data: str, seeds: int | None = None, budget: str = "
 def estimate_seconds(family: str, budget: str, n_runs: int, cifar_train: int = 50000, cifar_test: int = 10000) -> dict | None:
     """Rough CPU time for the cpu budget on shared CIFAR-10 (1 thread per process), from measured rates.
 
-    Rates (DESIGN.md and the compression line, this 2-core machine, 1 thread): a student training
-    step ≈ 0.6 s per 64 images; the teacher forward adds ≈ 0.3 s for KD/AT; a teacher step ≈ 1.0 s;
-    IG ≈ 27 s per 64 images at 50 steps on 2 cores (≈ 0.017 s per image-step on one); inference
-    ≈ 20 GMAC/s (teacher 88 M, 4.12× student 59 M MACs per image). An estimate, not a measurement.
+    Rates measured on this 2-core machine with two shards of one thread (ablation runs of 2026-11-25,
+    benchmarks/experiments.md): a student training step ≈ 1.0 s per 64 images with its share of
+    validation overhead, the teacher forward adds ≈ 0.4 s for KD/AT; a teacher step ≈ 1.0 s;
+    IG ≈ 0.015 s per image-step; inference ≈ 10 GMAC/s (teacher 88 M, 4.12× student 59 M MACs
+    per image). An estimate, not a measurement.
     """
     if budget != "cpu":
         return None
@@ -342,14 +343,14 @@ def estimate_seconds(family: str, budget: str, n_runs: int, cifar_train: int = 5
         n_train = int(0.8 * n_train)
     n_val = int(cifar_train * ov["val_fraction"])
     steps = -(-n_train // 64) * epochs
-    student = steps * (0.6 + 0.15)  # ≈ half the runs use the teacher (KD/AT)
+    student = steps * (1.0 + 0.2)  # ≈ half the runs use the teacher (KD/AT)
     # Student on val each epoch (after BN stats on precise_bn_images) and on val + test once; the
     # teacher's val/test scores are cached across runs.
-    evals = ((n_val + ov["precise_bn_images"]) * epochs * 59e6 + (n_val + cifar_test) * 59e6) / 20e9
+    evals = ((n_val + ov["precise_bn_images"]) * epochs * 59e6 + (n_val + cifar_test) * 59e6) / 10e9
     per_run = student + evals
     _, base = budget_overrides("", budget)  # the teacher is shared by all families: the base budget's
-    teacher = -(-base["train_subset"] // 64) * base["teacher_epochs"] * 1.0 + n_val * base["teacher_epochs"] * 88e6 / 20e9
-    ig = ov["train_subset"] * ov["ig_steps"] * 0.017  # once per training set: draws share the maps
+    teacher = -(-base["train_subset"] // 64) * base["teacher_epochs"] * 1.0 + n_val * base["teacher_epochs"] * 88e6 / 10e9
+    ig = ov["train_subset"] * ov["ig_steps"] * 0.015  # once per training set: draws share the maps
     total = teacher + ig + n_runs * per_run
     return {"per_run_s": round(per_run), "teacher_s": round(teacher), "ig_s": round(ig),
             "total_cpu_s": round(total), "wall_s_two_shards": round(teacher + (ig + n_runs * per_run) / 2)}
