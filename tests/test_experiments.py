@@ -42,6 +42,17 @@ def test_paired_t_matches_the_formula_and_finds_what_welch_misses():
     assert welch.statistic == pytest.approx((a.mean() - b.mean()) / se)
 
 
+def test_difference_intervals_by_hand():
+    # paired: differences 1, 2, 3 → mean 2, sd 1, t(0.975, 2) = 4.3027
+    paired = stats.compare([11.0, 12.0, 13.0], [10.0, 10.0, 10.0], paired=True, test="paired t")
+    half = 4.302653 / math.sqrt(3)
+    assert paired.diff_ci == pytest.approx((2 - half, 2 + half), abs=1e-5)
+    # Welch: equal variances and sizes → df = 2(n − 1) = 4, t(0.975, 4) = 2.776445
+    welch = stats.compare([1.0, 2.0, 3.0], [0.0, 1.0, 2.0], paired=False, test="welch t")
+    half = 2.776445 * math.sqrt(2 / 3)
+    assert welch.diff_ci == pytest.approx((1 - half, 1 + half), abs=1e-5)
+
+
 def test_normality_check_switches_to_rank_tests():
     base = np.arange(10, dtype=float)
     skewed = base + np.array([0.1] * 9 + [6.0])  # one huge difference: not normal

@@ -415,14 +415,15 @@ def _fmt(x, digits=2):
 
 def markdown_table(analysis: list[dict], title: str) -> str:
     lines = [f"### {title}", "",
-             "| cf | method | n | test acc mean ± sd | 95% CI | paper (mean of 10) | Δ vs student | test | p | p (Holm) | effect |",
+             "| cf | method | n | test acc mean ± sd | 95% CI | paper (mean of 10) | Δ vs student [95% CI] | test | p | p (Holm) | effect |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for e in analysis:
         s, c = e["summary"], e["comparison"]
         row = [f"{e['cf']:g}×", e["method"], str(s["n"]), f"{_fmt(s['mean'])} ± {_fmt(s['sd'])}",
                f"[{_fmt(s['ci_low'])}, {_fmt(s['ci_high'])}]", _fmt(e["reference"])]
         if c:
-            row += [f"{c['mean_difference']:+.2f}", c["test"], f"{c['p']:.3g}", f"{c['p_holm']:.3g}",
+            ci = c.get("diff_ci")
+            row += [f"{c['mean_difference']:+.2f}" + (f" [{ci[0]:+.2f}, {ci[1]:+.2f}]" if ci else ""), c["test"], f"{c['p']:.3g}", f"{c['p_holm']:.3g}",
                     f"{c['effect_name']} = {_fmt(c['effect_size'])}"]
         else:
             row += ["–"] * 5

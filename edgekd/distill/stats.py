@@ -96,6 +96,7 @@ class Comparison:
     n_a: int
     n_b: int
     p_holm: float | None = None
+    diff_ci: tuple[float, float] | None = None  # t-based 95 % CI of the mean difference (Welch df when unpaired)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -128,7 +129,10 @@ def compare(a: Sequence[float], b: Sequence[float], paired: bool, test: str = "a
         else:
             raise ValueError(f"unknown paired test {test!r}")
         stat, p = (float(r.statistic), float(r.pvalue)) if r is not None else (0.0, 1.0)
-        return Comparison(True, test, stat, p, cohens_dz(a, b), "d_z", float(diff.mean()), normal_p, len(a), len(b))
+        se = diff.std(ddof=1) / np.sqrt(len(diff))
+        half = float(stats.t.ppf(0.975, len(diff) - 1) * se)
+        return Comparison(True, test, stat, p, cohens_dz(a, b), "d_z", float(diff.mean()), normal_p, len(a), len(b),
+                          diff_ci=(float(diff.mean()) - half, float(diff.mean()) + half))
     pa, pb = shapiro_p(a), shapiro_p(b)
     normal_p = min(p for p in (pa, pb) if p is not None) if (pa is not None or pb is not None) else None
     if test == "auto":
@@ -139,8 +143,12 @@ def compare(a: Sequence[float], b: Sequence[float], paired: bool, test: str = "a
         r = stats.mannwhitneyu(a, b, alternative="two-sided")
     else:
         raise ValueError(f"unknown unpaired test {test!r}")
-    return Comparison(False, test, float(r.statistic), float(r.pvalue), cohens_d(a, b), "d",
-                      float(a.mean() - b.mean()), normal_p, len(a), len(b))
+    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+    df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1)) if va + vb > 0 else float(len(a) + len(b) - 2)
+    half = float(stats.t.ppf(0.975, df) * np.sqrt(va + vb))
+    m = float(a.mean() - b.mean())
+    return Comparison(False, test, float(r.statistic), float(r.pvalue), cohens_d(a, b), "d", m, normal_p, len(a), len(b),
+                      diff_ci=(m - half, m + half))
 
 
 def holm(pvalues: Sequence[float]) -> list[float]:
