@@ -516,7 +516,7 @@ def _experiment_command(family: str, count_flag: str, doc: str):
 
 
 _experiment_command("ablation", "--seeds", "Student, KD, IG, AT and their mixes at one cf, same seeds across methods (paired).")
-_experiment_command("montecarlo", "--runs", "N runs per method, each on its own stratified 80% of the training pool.")
+_experiment_command("montecarlo", "--runs", "N runs per method, each on its own stratified 80% of the training set (validation, teacher and IG maps fixed).")
 _experiment_command("sweep", "--seeds", "Compression factors 2.19× … 1121.71× for Student, KD, IG, KD+IG.")
 
 
