@@ -234,3 +234,19 @@ def test_a_run_held_by_another_process_is_not_started_twice(tmp_path):
     assert status == "busy" and not calls and not (out / "run.json").exists()
     assert ex.execute_run(run, tmp_path, "digits", "t.pt", compress_fn=lambda *a, **k: calls.append(1)) == "done"
     assert calls == [1]
+
+
+def test_sweep_methods_are_compared_across_cfs_with_one_seed():
+    def row(method, cf, acc):
+        return {"method": method, "cf": cf, "seed": 0, "split_seed": 0, "train_subset": 100, "test_acc": acc}
+
+    base = {2.19: 50.0, 4.12: 48.0, 28.97: 40.0, 1121.71: 20.0}
+    gain = {2.19: 0.5, 4.12: 1.0, 28.97: 1.5, 1121.71: 1.0}
+    rows = [row("student", cf, a) for cf, a in base.items()] + [row("kd", cf, base[cf] + gain[cf]) for cf in base]
+    rows.append(row("ig", 4.12, 47.0))  # one cf only: no test
+    (kd,) = ex.analyse_across_cfs(rows)
+    d = np.array(list(gain.values()))
+    assert kd["method"] == "kd" and kd["pairs"] == 4 and kd["comparison"]["paired"]
+    assert kd["comparison"]["mean_difference"] == pytest.approx(1.0)
+    assert kd["comparison"]["statistic"] == pytest.approx(d.mean() / (d.std(ddof=1) / 2))
+    assert "| kd | 4 | +1.00" in ex.markdown_across_cfs([kd])

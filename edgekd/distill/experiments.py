@@ -409,6 +409,42 @@ def analyse(rows: list[dict], baseline: str = BASELINE, metric: str = "test_acc"
     return out
 
 
+def analyse_across_cfs(rows: list[dict], baseline: str = BASELINE, metric: str = "test_acc") -> list[dict]:
+    """Each method against the baseline over all compression factors at once, paired by (cf, seed, split):
+    does the method help across the sweep? Works with one seed per cf. Holm over the methods."""
+    from edgekd.distill.stats import compare, holm
+
+    if len({r["cf"] for r in rows}) < 2:
+        return []
+    key = lambda r: (r["cf"], *_pair_key(r))  # noqa: E731
+    base = {key(r): r[metric] for r in rows if r["method"] == baseline}
+    out = []
+    for m in dict.fromkeys(r["method"] for r in rows if r["method"] != baseline):
+        mine = {key(r): r[metric] for r in rows if r["method"] == m}
+        common = sorted(set(mine) & set(base))
+        if len(common) < 2:
+            continue
+        c = compare([mine[k] for k in common], [base[k] for k in common], paired=True).to_dict()
+        out.append({"method": m, "pairs": len(common), "cfs": sorted({k[0] for k in common}), "comparison": c})
+    for e, p in zip(out, holm([e["comparison"]["p"] for e in out])):
+        e["comparison"]["p_holm"] = p
+    return out
+
+
+def markdown_across_cfs(entries: list[dict]) -> str:
+    if not entries:
+        return ""
+    lines = ["", f"Across compression factors (paired by cf and seed; Holm over methods): {BASELINE} vs each method", "",
+             "| method | pairs | Δ vs student [95% CI] | test | p | p (Holm) | effect |", "|---|---|---|---|---|---|---|"]
+    for e in entries:
+        c = e["comparison"]
+        ci = c.get("diff_ci")
+        lines.append(f"| {e['method']} | {e['pairs']} | {c['mean_difference']:+.2f}"
+                     + (f" [{ci[0]:+.2f}, {ci[1]:+.2f}]" if ci else "")
+                     + f" | {c['test']} | {c['p']:.3g} | {c['p_holm']:.3g} | {c['effect_name']} = {_fmt(c['effect_size'])} |")
+    return "\n".join(lines) + "\n"
+
+
 def _fmt(x, digits=2):
     return "–" if x is None or x != x else f"{x:.{digits}f}"
 
@@ -487,11 +523,12 @@ def aggregate(family_dir: str | Path, plots: bool = True) -> dict:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
-    md = markdown_table(analysis, f"{family_dir.name}: {rows[0]['data']}, {len(rows)} runs")
+    across = analyse_across_cfs(rows)
+    md = markdown_table(analysis, f"{family_dir.name}: {rows[0]['data']}, {len(rows)} runs") + markdown_across_cfs(across)
     (family_dir / "results.md").write_text(md)
     figures = plot(analysis, rows, family_dir) if plots else []
-    result = {"family_dir": str(family_dir), "runs": len(rows), "analysis": analysis, "figures": figures,
-              "code": code_version()}
+    result = {"family_dir": str(family_dir), "runs": len(rows), "analysis": analysis, "across_cfs": across,
+              "figures": figures, "code": code_version()}
     write_json(family_dir / "results.json", result)
     return {**result, "markdown": md}
 
