@@ -2,9 +2,9 @@
 """Live heart rate on a Raspberry Pi (or any Linux box) from a camera or a video file.
 
 Runtime-only: needs ``pip install "edgekd[device]"`` (numpy, onnxruntime, ai-edge-litert,
-opencv-python-headless, psutil). No PyTorch. Tracks skin features with the exported INT8
-DFE encoder from ``export/dfe-encoder/`` (LiteRT INT8 first, then ONNX Runtime INT8), or
-with Lucas–Kanade when no encoder has been exported yet (it says so).
+opencv-python-headless, psutil). No PyTorch. Tracks skin features with the fastest exported
+DFE encoder in ``export/dfe-encoder/`` that passes the INT8 tracking gate (its card.json says
+which), or with Lucas–Kanade when no encoder has been exported yet (it says so).
 
     python devices/raspberry-pi/heart_rate_app.py                 # camera 0, runs until Ctrl-C
     python devices/raspberry-pi/heart_rate_app.py clip.mp4 --json out.json
