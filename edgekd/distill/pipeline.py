@@ -41,12 +41,17 @@ def training_pool(data: Dataset, cfg: CompressConfig) -> tuple[np.ndarray, np.nd
 def split_indices(data: Dataset, cfg: CompressConfig) -> tuple[np.ndarray, np.ndarray]:
     """The student's (train, val) indices: the training pool, or its ``train_fraction`` draw (Monte Carlo)."""
     pool_idx, val_idx = training_pool(data, cfg)
+    return draw_from_pool(data, cfg, pool_idx), val_idx
+
+
+def draw_from_pool(data: Dataset, cfg: CompressConfig, pool_idx: np.ndarray) -> np.ndarray:
+    """The pool itself, or its stratified ``train_fraction`` drawn with ``fraction_seed``."""
     if not 0.0 < cfg.train_fraction <= 1.0:
         raise EdgekdError(f"train_fraction must be in (0, 1], got {cfg.train_fraction}")
-    if cfg.train_fraction < 1.0:
-        n = int(round(cfg.train_fraction * len(pool_idx)))
-        pool_idx = stratified_subset(data.train.labels, n, cfg.fraction_seed, pool=pool_idx)
-    return pool_idx, val_idx
+    if cfg.train_fraction == 1.0:
+        return pool_idx
+    n = int(round(cfg.train_fraction * len(pool_idx)))
+    return stratified_subset(data.train.labels, n, cfg.fraction_seed, pool=pool_idx)
 
 
 def teacher_accuracy(teacher, split_name: str, images, indices, mean, std, device) -> float:
@@ -128,8 +133,8 @@ def compress(cfg: CompressConfig, show_progress: bool = True, log=print) -> dict
 
     t = time.perf_counter()
     data = load_dataset(cfg.data, show_progress=show_progress)
-    pool_idx, _ = training_pool(data, cfg)
-    train_idx, val_idx = split_indices(data, cfg)
+    pool_idx, val_idx = training_pool(data, cfg)
+    train_idx = draw_from_pool(data, cfg, pool_idx)
     train_set, val_set = data.train.subset(train_idx), data.train.subset(val_idx)
     timings["data_s"] = round(time.perf_counter() - t, 2)
     log(f"data: {data.name}, {len(train_idx)} train / {len(val_idx)} val / {len(data.test)} test images, "
