@@ -489,7 +489,7 @@ def _experiment_command(family: str, count_flag: str, doc: str):
         budget: str = typer.Option("cpu", help="cpu (reduced, ~1 h per family on 2 cores) | paper (the paper's protocol, for a GPU) | smoke (plumbing check, numbers mean nothing)"),
         shard: Optional[str] = typer.Option(None, help="i/n: run only the runs whose index % n == i"),
         root: Path = typer.Option(Path("runs/experiments"), help="results go to ROOT/<family>/<run-id>/"),
-        teacher: Optional[Path] = typer.Option(None, help="teacher weights to share (default: train one per family)"),
+        teacher: Optional[Path] = typer.Option(None, help="teacher weights to share (default: train one per budget, shared by every family)"),
         cf: Optional[str] = typer.Option(None, help="compression factor(s), comma-separated (default: the family's)"),
         methods: Optional[str] = typer.Option(None, help="comma-separated subset of the family's methods"),
         unpaired: bool = typer.Option(False, help="montecarlo: give every method its own subset draws (Welch's test)"),
@@ -500,13 +500,14 @@ def _experiment_command(family: str, count_flag: str, doc: str):
         s = run_family(family, data, seeds, budget, root, shard, str(teacher) if teacher else None, _float_list(cf),
                        _csv_list(methods), paired_subsets=not unpaired, dry_run=dry_run, log=typer.echo)
         typer.echo(f"{family}: {s['runs_total']} runs in all, {s['runs_in_shard']} in this shard, "
-                   f"{s['already_finished']} already finished")
+                   f"{s['already_finished']} of them already finished")
         if dry_run:
             for run_id in s["runs"]:
                 typer.echo(f"  {run_id}")
             if s["estimate_s"]:
                 e = s["estimate_s"]
-                typer.echo(f"estimate on shared CIFAR-10 (cpu budget, 2 cores, 2 shards): ~{e['wall_s_two_shards'] / 60:.0f} min "
+                typer.echo(f"estimate for the {s['runs_left']} runs left on shared CIFAR-10 (cpu budget, 2 cores, 2 shards): "
+                           f"~{e['wall_s_two_shards'] / 60:.0f} min "
                            f"(teacher {e['teacher_s']} s, IG {e['ig_s']} s, {e['per_run_s']} s per run) — not a measurement")
         else:
             typer.echo(f"ran {s['ran']}, skipped {s['skipped']} finished; aggregate with: edgekd experiment report {root / family}")

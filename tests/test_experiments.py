@@ -160,7 +160,7 @@ def test_finished_runs_are_never_repeated(tmp_path):
     with pytest.raises(EdgekdError, match="finished with other settings .*epochs"):
         ex.run_family(shard="0/2", **{**kw, "overrides": {**TINY, "epochs": 2}})
     listing = ex.run_family(dry_run=True, **kw)
-    assert listing["runs_total"] == 2 and listing["already_finished"] == 1
+    assert listing["runs_total"] == 2 and listing["already_finished"] == 1 and listing["runs_left"] == 1
     run = json.loads((report.parent / "run.json").read_text())
     assert run["config"]["teacher"] == str(teacher) and run["config"]["train_subset"] == 100
     assert run["config"]["export"] is False and run["code"]["edgekd_version"]
@@ -207,6 +207,15 @@ def test_aggregate_writes_tables_and_plots(tmp_path):
     assert len((tmp_path / "results.csv").read_text().splitlines()) == 13
 
 
+def test_estimate_counts_only_what_is_left():
+    fresh = ex.estimate_seconds("ablation", "cpu", 24)
+    resumed = ex.estimate_seconds("ablation", "cpu", 24, teacher_trained=True)
+    assert fresh["teacher_s"] > 0 and resumed["teacher_s"] == 0
+    assert resumed["wall_s_two_shards"] == fresh["wall_s_two_shards"] - fresh["teacher_s"]
+    assert ex.estimate_seconds("ablation", "cpu", 0, teacher_trained=True)["wall_s_two_shards"] == 0
+    assert ex.estimate_seconds("ablation", "paper", 24) is None  # no calibrated rates for a GPU
+
+
 def test_cli_dry_run_and_errors(tmp_path):
     from typer.testing import CliRunner
 
@@ -215,6 +224,7 @@ def test_cli_dry_run_and_errors(tmp_path):
     runner = CliRunner()
     r = runner.invoke(app, ["experiment", "ablation", "--dry-run", "--seeds", "1", "--root", str(tmp_path)])
     assert r.exit_code == 0 and "8 runs in all" in r.output and "kd-ig-at_cf4.12_seed0" in r.output
+    assert "estimate for the 8 runs left" in r.output
     r = runner.invoke(app, ["experiment", "report", str(tmp_path / "nothing")])
     assert r.exit_code == 2 and "no finished runs" in r.output
     r = runner.invoke(app, ["experiment", "sweep", "--dry-run", "--budget", "gpu"])

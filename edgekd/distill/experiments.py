@@ -306,9 +306,16 @@ def run_family(family: str, data: str, seeds: int | None = None, budget: str = "
     root = Path(root)
     runs = enumerate_runs(family, seeds, budget, cfs, methods, paired_subsets, overrides)
     mine = select_shard(runs, parse_shard(shard))
-    finished = [r for r in mine if (root / family / r.id / "report.json").exists()]
+    def is_finished(r):
+        return (root / family / r.id / "report.json").exists()
+
+    finished = [r for r in mine if is_finished(r)]
+    # The estimate is for what is left of the whole family (all shards), plus the teacher if it is not trained yet.
+    teacher_ready = bool(teacher) or (Path(_teacher_config(budget, root, data, overrides).out) / "teacher.pt").exists()
+    left = sum(not is_finished(r) for r in runs)
     summary = {"family": family, "budget": budget, "runs_total": len(runs), "runs_in_shard": len(mine),
-               "already_finished": len(finished), "estimate_s": estimate_seconds(family, budget, len(runs)),
+               "already_finished": len(finished), "runs_left": left,
+               "estimate_s": estimate_seconds(family, budget, left, teacher_trained=teacher_ready),
                "runs": [r.id for r in mine]}
     if dry_run:
         return summary
@@ -326,7 +333,8 @@ def run_family(family: str, data: str, seeds: int | None = None, budget: str = "
     return summary
 
 
-def estimate_seconds(family: str, budget: str, n_runs: int, cifar_train: int = 50000, cifar_test: int = 10000) -> dict | None:
+def estimate_seconds(family: str, budget: str, n_runs: int, cifar_train: int = 50000, cifar_test: int = 10000,
+                     teacher_trained: bool = False) -> dict | None:
     """Rough CPU time for the cpu budget on shared CIFAR-10 (1 thread per process), from measured rates.
 
     Rates measured on this 2-core machine with two shards of one thread (ablation runs of 2026-11-25,
@@ -350,7 +358,10 @@ def estimate_seconds(family: str, budget: str, n_runs: int, cifar_train: int = 5
     per_run = student + evals
     _, base = budget_overrides("", budget)  # the teacher is shared by all families: the base budget's
     teacher = -(-base["train_subset"] // 64) * base["teacher_epochs"] * 1.0 + n_val * base["teacher_epochs"] * 88e6 / 10e9
-    ig = ov["train_subset"] * ov["ig_steps"] * 0.015  # once per training set: draws share the maps
+    if teacher_trained:
+        teacher = 0
+    # Once per training set (draws share the maps); an upper bound when the cache already holds them.
+    ig = ov["train_subset"] * ov["ig_steps"] * 0.015 if n_runs else 0
     total = teacher + ig + n_runs * per_run
     return {"per_run_s": round(per_run), "teacher_s": round(teacher), "ig_s": round(ig),
             "total_cpu_s": round(total), "wall_s_two_shards": round(teacher + (ig + n_runs * per_run) / 2)}
