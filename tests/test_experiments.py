@@ -207,6 +207,16 @@ def test_aggregate_writes_tables_and_plots(tmp_path):
     assert len((tmp_path / "results.csv").read_text().splitlines()) == 13
 
 
+def test_paper_budget_is_the_papers_recipe(tmp_path):
+    runs = ex.enumerate_runs("ablation", budget="paper")
+    assert len(runs) == 8 * 5 and {r.cf for r in runs} == {4.12}  # ≥ 5 seeds at 4.12×, as the issue asks
+    cfg = ex.run_config(runs[-1], tmp_path, "cifar10", str(tmp_path / "teacher.pt"))
+    assert (cfg.method, cfg.epochs, cfg.batch_size, cfg.lr, cfg.optimizer) == ("kd+ig+at", 100, 64, 1e-3, "adam")
+    assert (cfg.alpha, cfg.temperature, cfg.gamma, cfg.ig_p, cfg.ig_steps) == (0.01, 2.5, 0.8, 0.1, 50)
+    assert cfg.train_subset == 0 and cfg.device == "auto"  # the whole training set, on a GPU where there is one
+    assert ex._teacher_config("paper", tmp_path, "cifar10").teacher_epochs == 200
+
+
 def test_estimate_counts_only_what_is_left():
     fresh = ex.estimate_seconds("ablation", "cpu", 24)
     resumed = ex.estimate_seconds("ablation", "cpu", 24, teacher_trained=True)
