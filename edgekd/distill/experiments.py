@@ -449,11 +449,15 @@ def markdown_across_cfs(entries: list[dict]) -> str:
              "| method | pairs | Δ vs student [95% CI] | test | p | p (Holm) | effect |", "|---|---|---|---|---|---|---|"]
     for e in entries:
         c = e["comparison"]
-        ci = c.get("diff_ci")
-        lines.append(f"| {e['method']} | {e['pairs']} | {c['mean_difference']:+.2f}"
-                     + (f" [{ci[0]:+.2f}, {ci[1]:+.2f}]" if ci else "")
-                     + f" | {c['test']} | {c['p']:.3g} | {c['p_holm']:.3g} | {c['effect_name']} = {_fmt(c['effect_size'])} |")
+        lines.append(f"| {e['method']} | {e['pairs']} | {_fmt_difference(c)} | {c['test']} | {c['p']:.3g} | "
+                     f"{c['p_holm']:.3g} | {c['effect_name']} = {_fmt(c['effect_size'])} |")
     return "\n".join(lines) + "\n"
+
+
+def _fmt_difference(c: dict) -> str:
+    """'+1.23 [-0.40, +2.86]': the mean difference and, where there is one, its 95% CI."""
+    ci = c.get("diff_ci")
+    return f"{c['mean_difference']:+.2f}" + (f" [{ci[0]:+.2f}, {ci[1]:+.2f}]" if ci else "")
 
 
 def _fmt(x, digits=2):
@@ -469,8 +473,7 @@ def markdown_table(analysis: list[dict], title: str) -> str:
         row = [f"{e['cf']:g}×", e["method"], str(s["n"]), f"{_fmt(s['mean'])} ± {_fmt(s['sd'])}",
                f"[{_fmt(s['ci_low'])}, {_fmt(s['ci_high'])}]", _fmt(e["reference"])]
         if c:
-            ci = c.get("diff_ci")
-            row += [f"{c['mean_difference']:+.2f}" + (f" [{ci[0]:+.2f}, {ci[1]:+.2f}]" if ci else ""), c["test"], f"{c['p']:.3g}", f"{c['p_holm']:.3g}",
+            row += [_fmt_difference(c), c["test"], f"{c['p']:.3g}", f"{c['p_holm']:.3g}",
                     f"{c['effect_name']} = {_fmt(c['effect_size'])}"]
         else:
             row += ["–"] * 5
@@ -525,13 +528,12 @@ def plot(analysis: list[dict], rows: list[dict], out_dir: Path) -> list[str]:
         ax.set_ylabel("test accuracy (%)")
         ax.set_title(f"mean, 95% CI band, runs as dots (n = {n} per point)", fontsize=10)
         ax.legend()
-        student = {(r["cf"], r["seed"], r["split_seed"], r["subset_seed"]): r["test_acc"] for r in rows
-                   if r["method"] == "student"}
+        key = lambda r: (r["cf"], *_pair_key(r))  # noqa: E731
+        base = {key(r): r["test_acc"] for r in rows if r["method"] == BASELINE}
         for m in colours:
-            if m == "student":
+            if m == BASELINE:
                 continue
-            diffs = [(r["cf"], r["test_acc"] - student[k]) for r in rows if r["method"] == m
-                     and (k := (r["cf"], r["seed"], r["split_seed"], r["subset_seed"])) in student]
+            diffs = [(r["cf"], r["test_acc"] - base[key(r)]) for r in rows if r["method"] == m and key(r) in base]
             if not diffs:
                 continue
             xs = sorted({c for c, _ in diffs})
