@@ -31,7 +31,7 @@ def main() -> None:
     from edgekd.convert.tflite import export_tflite_int8
     from edgekd.data import load_dataset
     from edgekd.distill.config import CompressConfig
-    from edgekd.distill.pipeline import split_indices
+    from edgekd.distill.pipeline import make_splits
     from edgekd.models.checkpoint import load_model
     from edgekd.utils.system import machine_record
 
@@ -47,7 +47,8 @@ def main() -> None:
     report = json.loads((Path(args.run) / "report.json").read_text())
     cfg = CompressConfig(**report["config"])
     data = load_dataset(cfg.data, show_progress=False)
-    train_idx, val_idx = split_indices(data, cfg)
+    splits = make_splits(data, cfg)
+    train_idx, val_idx = splits.train, splits.val_idx
     calib = data.train.images[np.random.default_rng(cfg.split_seed).choice(train_idx, cfg.calib_images, replace=False)]
     spec = InputSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in card["preprocess"].items()
                         if k in ("shape", "layout", "pixel_scale", "mean", "std", "colour", "name", "output_name")})

@@ -45,29 +45,103 @@ app = typer.Typer(
 
 
 def main() -> None:
-    # TensorFlow-Lite / absl / XNNPACK log through C++ straight to the terminal; keep only errors.
-    for var, value in (("TF_CPP_MIN_LOG_LEVEL", "2"), ("GLOG_minloglevel", "2"), ("ABSL_MIN_LOG_LEVEL", "2")):
-        os.environ.setdefault(var, value)
-    app()
+    import sys
+
+    from edgekd.utils.quiet import filtered_stderr
+
+    verbose = any(a in ("--verbose", "-v") for a in sys.argv[1:])
+    if not verbose:
+        # TensorFlow-Lite / absl / XNNPACK log through C++ straight to the terminal; keep only errors.
+        for var, value in (("TF_CPP_MIN_LOG_LEVEL", "3"), ("GLOG_minloglevel", "3"), ("ABSL_MIN_LOG_LEVEL", "3")):
+            os.environ.setdefault(var, value)
+        _quiet_third_party(False)
+    with filtered_stderr(not verbose):
+        app()
 
 
 # ───────────────────────────── compression line ─────────────────────────────
 
-_COMPRESS_FLAGS = dict(
-    data=typer.Option(None, help="digits (bundled), cifar10 (download), a cifar-10-python.tar.gz, or an ImageFolder dir/.zip"),
-    teacher=typer.Option(None, help="teacher weights (.pt/.safetensors); default: train one into OUT/teacher.pt"),
-    cf=typer.Option(None, help="compression factor (teacher ÷ student parameters): 2.19, 4.12, 7.29, 12.04, …"),
-    method=typer.Option(None, help="student | any mix of kd, ig, at joined by + (e.g. kd+ig)"),
-    epochs=typer.Option(None, help="student epochs"),
-    teacher_epochs=typer.Option(None, help="teacher epochs (when training one)"),
-    ig_steps=typer.Option(None, help="Integrated-Gradients steps"),
-    train_subset=typer.Option(None, help="train on a stratified subset of this many images (0 = all)"),
-    lr=typer.Option(None, help="student learning rate"),
-    seed=typer.Option(None, help="random seed of the student run"),
-    out=typer.Option(None, help="run directory (checkpoints, IG cache, report.json)"),
-    device=typer.Option(None, help="auto | cpu | cuda"),
-    threads=typer.Option(None, help="CPU threads for torch (0 = default); 1 is fastest on a busy machine"),
-)
+
+def _default(name: str) -> str:
+    """'quick X · paper Y' (or the single default) for --help, read from the presets themselves."""
+    from edgekd.distill.config import PRESETS, CompressConfig
+
+    base = getattr(CompressConfig(), name)
+    values = {p: PRESETS[p].get(name, base) for p in PRESETS}
+    if len(set(map(str, values.values()))) == 1:
+        return f"[default: {base}]" if base not in ("", None) else ""
+    return "[default: " + " · ".join(f"{p} {v}" for p, v in values.items()) + "]"
+
+
+def _esc(text: str) -> str:
+    """Square brackets are rich markup in --help; show them literally."""
+    return text.replace("[", "\\[")
+
+
+def _opt(name: str, text: str):
+    return typer.Option(None, help=_esc(f"{text} {_default(name)}".strip()))
+
+
+@app.command()
+def compress(
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="TOML file with run settings (flags override it)"),
+    preset: str = typer.Option("quick", help="quick (CPU, minutes) | paper (the paper's 100-epoch recipe, for a GPU); "
+                                             "a preset named in the TOML file applies unless this flag is given"),
+    data: Optional[str] = _opt("data", "digits (bundled), cifar10 / cifar100 (download), or a path: ImageFolder dir/"
+                                       ".zip/.tar.gz (train/ [val/] [test/] or flat <class>/), .csv of path,label, .npz"),
+    image_size: Optional[int] = _opt("image_size", "resize every image to N×N (0 = keep their size)"),
+    input_range: Optional[str] = typer.Option(None, help=_esc("0,1: the models take pixels/255 with no mean/std "
+                                                              "[default: mean/std of the training split]")),
+    teacher: Optional[str] = typer.Option(None, help=_esc("teacher model file: edgekd .pt, state_dict .pt/.safetensors "
+                                                          "(with --teacher-arch), TorchScript or .pt2 [default: train "
+                                                          "one into OUT/teacher.pt]")),
+    teacher_arch: Optional[str] = _opt("teacher_arch", "teacher architecture: registry name (edgekd models) or "
+                                                       "package.module:callable / file.py:callable"),
+    teacher_kwargs: Optional[str] = typer.Option(None, help="teacher builder arguments, e.g. depth=18,width=64"),
+    student_arch: Optional[str] = _opt("student_arch", "student architecture (registry name or package.module:callable)"),
+    student_kwargs: Optional[str] = typer.Option(None, help="student builder arguments, e.g. width_mult=0.5,stem_stride=2"),
+    cf: Optional[float] = _opt("cf", "the paper's truncated student: compression factor 2.19, 4.12, 7.29, … 1121.71"),
+    method: Optional[str] = _opt("method", "student | losses and ig joined by + (kd, at, dist, dkd, ig), e.g. kd+ig+at"),
+    epochs: Optional[int] = _opt("epochs", "student epochs"),
+    teacher_epochs: Optional[int] = _opt("teacher_epochs", "teacher epochs (when training one)"),
+    ig_steps: Optional[int] = _opt("ig_steps", "Integrated-Gradients steps"),
+    train_subset: Optional[int] = _opt("train_subset", "train on a stratified subset of this many images (0 = all)"),
+    lr: Optional[float] = _opt("lr", "student learning rate"),
+    batch_size: Optional[int] = _opt("batch_size", "batch size of the student (and of a plain-recipe teacher)"),
+    amp: Optional[str] = _opt("amp", "off | bf16 | auto (bf16 where the CPU has AVX-512-BF16/AMX, or a GPU)"),
+    seed: Optional[int] = _opt("seed", "random seed of the student run"),
+    out: Optional[str] = _opt("out", "run directory (checkpoints, IG cache, report.json, export/)"),
+    device: Optional[str] = _opt("device", "auto | cpu | cuda"),
+    threads: Optional[int] = _opt("threads", "CPU threads for torch (0 = torch's default)"),
+    export: Optional[bool] = typer.Option(None, "--export/--no-export", help=_esc("export, gate and write the model card [default: export]")),
+    formats: Optional[str] = _opt("formats", "comma-separated export formats: onnx, onnx-int8, tflite, tflite-int8"),
+    name: Optional[str] = typer.Option(None, help=_esc("export folder name [default: from data, student and method]")),
+    gate_pp: Optional[float] = _opt("gate_pp", "fail if an exported INT8 model loses more than this many points of test accuracy"),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="show third-party logs (exporters, runtimes)"),
+):
+    """Distil a student from a teacher with KD and IG overlays, then export and verify it.
+
+    With no arguments: the quick preset on scikit-learn's bundled digits, about 3 minutes on a 2-core CPU.
+    Bring your own models with --teacher / --teacher-arch and --student-arch, your own data with --data.
+    Running the same command again reuses finished stages and resumes an interrupted one.
+    """
+    from edgekd.distill.pipeline import compress as run_compress
+    from edgekd.utils.config import parse_kwargs
+
+    _quiet_third_party(verbose)
+    cfg = _collect(config, preset, data=data, image_size=image_size, input_range=input_range, gate_pp=gate_pp, teacher=teacher,
+                   teacher_arch=teacher_arch,
+                   teacher_kwargs=parse_kwargs(teacher_kwargs, "--teacher-kwargs") if teacher_kwargs else None,
+                   student_arch=student_arch,
+                   student_kwargs=parse_kwargs(student_kwargs, "--student-kwargs") if student_kwargs else None,
+                   cf=cf, method=method, epochs=epochs, teacher_epochs=teacher_epochs, ig_steps=ig_steps,
+                   train_subset=train_subset, lr=lr, batch_size=batch_size, amp=amp, seed=seed, out=out, device=device,
+                   threads=threads,
+                   export=export, formats=formats, name=name, verbose=verbose or None)
+    report = run_compress(cfg, log=lambda m: typer.echo(m))
+    typer.echo(f"report: {Path(cfg.out) / 'report.json'}")
+    if report.get("export", {}).get("dir"):
+        typer.echo(f"exported: {report['export']['dir']}")
 
 
 def _collect(config: Optional[Path], preset: str, **flags):
@@ -82,82 +156,122 @@ def _collect(config: Optional[Path], preset: str, **flags):
     return resolve_config(preset, toml, {k: v for k, v in flags.items() if v is not None})
 
 
-@app.command()
-def compress(
-    config: Optional[Path] = typer.Option(None, "--config", "-c", help="TOML file with run settings (flags override it)"),
-    preset: str = typer.Option("quick", help="quick (CPU, minutes) | paper (the paper's 100-epoch recipe, for a GPU)"),
-    data: Optional[str] = _COMPRESS_FLAGS["data"],
-    teacher: Optional[str] = _COMPRESS_FLAGS["teacher"],
-    cf: Optional[float] = _COMPRESS_FLAGS["cf"],
-    method: Optional[str] = _COMPRESS_FLAGS["method"],
-    epochs: Optional[int] = _COMPRESS_FLAGS["epochs"],
-    teacher_epochs: Optional[int] = _COMPRESS_FLAGS["teacher_epochs"],
-    ig_steps: Optional[int] = _COMPRESS_FLAGS["ig_steps"],
-    train_subset: Optional[int] = _COMPRESS_FLAGS["train_subset"],
-    lr: Optional[float] = _COMPRESS_FLAGS["lr"],
-    seed: Optional[int] = _COMPRESS_FLAGS["seed"],
-    out: Optional[str] = _COMPRESS_FLAGS["out"],
-    device: Optional[str] = _COMPRESS_FLAGS["device"],
-    threads: Optional[int] = _COMPRESS_FLAGS["threads"],
-    export: Optional[bool] = typer.Option(None, "--export/--no-export", help="export, gate and write the model card"),
-    formats: Optional[str] = typer.Option(None, help="comma-separated export formats (default: all)"),
-    name: Optional[str] = typer.Option(None, help="export/<name> folder (default from data, cf, method)"),
-):
-    """Distil a student from a teacher with KD and IG overlays, then export and verify it.
+def _quiet_third_party(verbose: bool) -> None:
+    """Exporters and runtimes log pages through Python, absl and C++ (XNNPACK, oneDNN, TF-Lite): errors only."""
+    if verbose:
+        return
+    import logging
+    import warnings
 
-    With no arguments: the quick preset on scikit-learn's bundled digits (a few minutes on a CPU).
-    Running the same command again reuses finished stages and resumes an interrupted one.
-    """
-    from edgekd.distill.pipeline import compress as run_compress
-
-    cfg = _collect(config, preset, data=data, teacher=teacher, cf=cf, method=method, epochs=epochs,
-                   teacher_epochs=teacher_epochs, ig_steps=ig_steps, train_subset=train_subset, lr=lr, seed=seed,
-                   out=out, device=device, threads=threads, export=export, formats=formats, name=name)
-    report = run_compress(cfg, log=lambda m: typer.echo(m))
-    typer.echo(f"report: {Path(cfg.out) / 'report.json'}")
-    if report.get("export", {}).get("dir"):
-        typer.echo(f"exported: {report['export']['dir']}")
+    for var, value in (("TF_CPP_MIN_LOG_LEVEL", "3"), ("GLOG_minloglevel", "3"), ("ABSL_MIN_LOG_LEVEL", "3"),
+                       ("TORCHINDUCTOR_DISABLE_PROGRESS", "1")):
+        os.environ.setdefault(var, value)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", message=".*experimental_preserve_all_tensors.*")
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"(torch|torchao|ai_edge|litert|onnx|absl).*")
+    for name in ("absl", "torchao", "torch", "torch._dynamo", "torch.onnx", "onnxscript", "litert_torch", "jax",
+                 "ai_edge_quantizer", "tensorflow"):
+        logging.getLogger(name).setLevel(logging.ERROR)
 
 
 @app.command("train-teacher")
 def train_teacher(
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="TOML file with run settings"),
     preset: str = typer.Option("quick", help="quick | paper"),
-    data: Optional[str] = _COMPRESS_FLAGS["data"],
-    teacher_epochs: Optional[int] = _COMPRESS_FLAGS["teacher_epochs"],
-    train_subset: Optional[int] = _COMPRESS_FLAGS["train_subset"],
-    seed: Optional[int] = _COMPRESS_FLAGS["seed"],
-    out: Optional[str] = _COMPRESS_FLAGS["out"],
-    device: Optional[str] = _COMPRESS_FLAGS["device"],
-    threads: Optional[int] = _COMPRESS_FLAGS["threads"],
+    recipe: Optional[str] = typer.Option(None, help=_esc("auto | fast (airbench's recipe, for --teacher-arch airbench) | "
+                                                        "plain (--teacher-epochs/lr/optimizer) " + _default("teacher_recipe"))),
+    data: Optional[str] = _opt("data", "data set name or path (as for compress)"),
+    image_size: Optional[int] = _opt("image_size", "resize every image to N×N (0 = keep their size)"),
+    teacher_arch: Optional[str] = _opt("teacher_arch", "teacher architecture (registry name or package.module:callable)"),
+    teacher_kwargs: Optional[str] = typer.Option(None, help="teacher builder arguments, e.g. widths=[64,256,256]"),
+    teacher_epochs: Optional[int] = _opt("teacher_epochs", "teacher epochs"),
+    train_subset: Optional[int] = _opt("train_subset", "train on a stratified subset of this many images (0 = all)"),
+    amp: Optional[str] = _opt("amp", "off | bf16 | auto"),
+    seed: Optional[int] = _opt("seed", "random seed"),
+    out: Optional[str] = _opt("out", "run directory: OUT/teacher.pt, OUT/teacher.ckpt (resumable every epoch)"),
+    device: Optional[str] = _opt("device", "auto | cpu | cuda"),
+    threads: Optional[int] = _opt("threads", "CPU threads for torch (0 = torch's default)"),
 ):
-    """Train the CIFAR MobileNetV2 teacher into OUT/teacher.pt (validation-selected, resumable)."""
-    from edgekd.distill.pipeline import train_teacher as run
+    """Train a teacher into OUT/teacher.pt: validation-selected, resumable every epoch, test scored once.
 
-    cfg = _collect(config, preset, data=data, teacher_epochs=teacher_epochs, train_subset=train_subset,
-                   seed=seed, out=out, device=device, threads=threads)
+    Example: [b]edgekd train-teacher --data cifar10 --teacher-arch airbench --recipe fast --teacher-epochs 14[/b]
+    """
+    from edgekd.distill.pipeline import train_teacher as run
+    from edgekd.utils.config import parse_kwargs
+
+    cfg = _collect(config, preset, data=data, image_size=image_size, teacher_recipe=recipe, teacher_arch=teacher_arch,
+                   teacher_kwargs=parse_kwargs(teacher_kwargs, "--teacher-kwargs") if teacher_kwargs else None,
+                   teacher_epochs=teacher_epochs, train_subset=train_subset, amp=amp, seed=seed, out=out,
+                   device=device, threads=threads)
     info = run(cfg)
-    typer.echo(f"teacher: {info['source']} — val {info['val_acc']:.2f}%")
+    typer.echo(f"teacher: {info['source']} — val {info['val_acc']:.2f}%, test {info['test_acc']:.2f}% "
+               f"({info.get('seconds', 0):.0f} s of training)")
 
 
 # ──────────────────────────────── export ────────────────────────────────────
 
 
+def _floats(text: Optional[str], option: str) -> Optional[list[float]]:
+    if not text:
+        return None
+    try:
+        vals = [float(t) for t in text.split(",")]
+    except ValueError:
+        raise EdgekdError(f"{option} takes three numbers separated by commas, got {text!r}") from None
+    if len(vals) != 3:
+        raise EdgekdError(f"{option} takes three numbers (R,G,B), got {len(vals)}")
+    return vals
+
+
 @app.command("export")
 def export_cmd(
-    student: Path = typer.Argument(..., help="student.pt written by `edgekd compress` (its run dir holds report.json)"),
+    model: Path = typer.Argument(..., help="student.pt from `edgekd compress`, a state_dict .pt/.safetensors "
+                                           "(with --arch), a TorchScript archive or a torch.export .pt2"),
+    arch: Optional[str] = typer.Option(None, help="architecture of a plain state_dict: registry name or package.module:callable"),
+    arch_kwargs: Optional[str] = typer.Option(None, help="builder arguments, e.g. cf=4.12 or width_mult=0.5"),
+    data: Optional[str] = typer.Option(None, help="data to calibrate and check on (default: the one an edgekd model records)"),
+    input_range: Optional[str] = typer.Option(None, help="0,1: the model takes pixels/255 with no mean/std"),
+    mean: Optional[str] = typer.Option(None, help="R,G,B mean the model was trained with ([0,1] units)"),
+    std: Optional[str] = typer.Option(None, help="R,G,B std the model was trained with"),
+    image_size: Optional[int] = typer.Option(None, help="resize the data's images to N×N"),
+    select_split: Optional[str] = typer.Option(None, help=_esc("split for the INT8 choices, never one the model "
+                                                               "trained on: val | test [default: the run's "
+                                                               "validation split, or val]")),
     formats: str = typer.Option("all", help="comma-separated: onnx, onnx-int8, tflite, tflite-int8 (or all)"),
     export_dir: str = typer.Option("export", help="parent folder; files go to EXPORT_DIR/NAME/"),
-    name: Optional[str] = typer.Option(None, help="folder name (default from data, cf and method)"),
+    name: Optional[str] = typer.Option(None, help=_esc("folder name [default: from data and architecture]")),
     gate_pp: float = typer.Option(1.0, help="fail if an exported model loses more than this many points of test accuracy"),
     calib_images: int = typer.Option(256, help="training images used to calibrate INT8 (never test images)"),
-    data: Optional[str] = typer.Option(None, help="override the data set recorded in report.json (e.g. a local path)"),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="show third-party logs"),
 ):
-    """Export a student to ONNX / TFLite (fp32 + INT8), check each file's accuracy with its runtime, write the card."""
-    from edgekd.convert.pipeline import export_student
+    """Export any classifier to ONNX / TFLite (fp32 + INT8), check each file's accuracy with its runtime, write the card.
 
-    result = export_student(student, formats, export_dir, name, gate_pp, calib_images, data, log=typer.echo)
+    Example (a model trained elsewhere on [0,1] inputs):
+    [b]edgekd export student.pt --arch student --arch-kwargs cf=4.12 --data cifar10 --input-range 0,1 --select-split test[/b]
+    """
+    from edgekd.convert.pipeline import export_file
+    from edgekd.utils.config import parse_kwargs
+
+    _quiet_third_party(verbose)
+    if gate_pp < 0 or calib_images < 1:
+        raise EdgekdError("--gate-pp must be ≥ 0 and --calib-images ≥ 1")
+    result = export_file(model, data=data, arch=arch, arch_kwargs=parse_kwargs(arch_kwargs, "--arch-kwargs"),
+                         input_range=input_range, mean=_floats(mean, "--mean"), std=_floats(std, "--std"),
+                         image_size=image_size, select_split=select_split, formats=formats, export_dir=export_dir,
+                         name=name, gate_pp=gate_pp, calib_images=calib_images, log=typer.echo)
     typer.echo(f"exported: {result['dir']} (card.md, card.json)")
+
+
+@app.command("models")
+def models_cmd():
+    """List the registered architectures with their default input size and what they are."""
+    from edgekd.models.registry import get_default_cfg, get_entry, list_models
+
+    for n in list_models():
+        cfg = get_default_cfg(n)
+        typer.echo(f"{n:20s} {str(tuple(cfg['input_size'])):14s} {cfg['description']}  "
+                   f"(arguments: {', '.join(get_entry(n).arguments())})")
 
 
 # ──────────────────────────────── bench ─────────────────────────────────────
@@ -191,6 +305,8 @@ def bench(
     formats: Optional[str] = typer.Option(None, "--formats", help="Formats taken from an export folder, in order (default: all)."),
     input_shape: Optional[str] = typer.Option(None, "--input-shape", help="Input shape when the model does not fix it, e.g. 1,3,32,32."),
     no_card: bool = typer.Option(False, "--random-input", help="Ignore card.json samples; feed random input."),
+    arch: Optional[str] = typer.Option(None, "--arch", help="Architecture of a plain state_dict .pt (registry name or package.module:callable)."),
+    arch_kwargs: Optional[str] = typer.Option(None, "--arch-kwargs", help="Its builder arguments, e.g. cf=4.12."),
     seed: int = typer.Option(0, "--seed", help="Seed for the block order and random inputs."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write every setting, the system record and all latencies here."),
     csv_out: Optional[Path] = typer.Option(None, "--csv", help="Write one row per model here."),
@@ -203,8 +319,8 @@ def bench(
     """
     from rich.console import Console
 
-    from edgekd.bench import run_benchmark
-    from edgekd.bench import report
+    from edgekd.bench import report, run_benchmark
+    from edgekd.utils.config import parse_kwargs
 
     if device and profile:
         raise EdgekdError("pass --device or --profile, not both")
@@ -225,6 +341,8 @@ def bench(
         input_shape=input_shape,
         use_card=not no_card,
         seed=seed,
+        arch=arch,
+        arch_kwargs=parse_kwargs(arch_kwargs, "--arch-kwargs") or None,
         progress=None if quiet else (lambda msg: console.print(f"[dim]{msg}[/dim]")),
     )
     report.print_table(run, Console())

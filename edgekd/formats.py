@@ -57,9 +57,9 @@ def format_of_file(path: str | Path) -> Format:
         return BY_NAME["onnx-int8" if int8 else "onnx"]
     if name.endswith(".tflite"):
         return BY_NAME["tflite-int8" if int8 else "tflite"]
-    if name.endswith((".pt", ".pth", ".safetensors")):
+    if name.endswith((".pt", ".pth", ".pt2", ".ts", ".safetensors")):
         return BY_NAME["torch"]
     raise EdgekdError(
-        f"{p.name}: not a model file edgekd knows (.onnx, .tflite, .pt, .safetensors)",
+        f"{p.name}: not a model file edgekd knows (.onnx, .tflite, .pt, .pth, .pt2, .ts, .safetensors)",
         "pass an exported model, e.g. export/<name>/model.int8.onnx",
     )

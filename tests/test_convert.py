@@ -1,4 +1,10 @@
-"""Export to every format from a small student trained on real data (scikit-learn digits)."""
+"""Export to every format from a small model trained on real data (scikit-learn digits).
+
+What is asserted must hold on every x86/ARM CPU: the fixture model is trained to ~95 %
+(a barely trained model has such small logit margins that INT8 rounding flips many
+predictions, and which ones depends on the CPU's float kernels during training), and
+the INT8 bounds are loose enough for any runtime's rounding.
+"""
 
 import json
 
@@ -7,7 +13,8 @@ import onnx
 import pytest
 import torch
 
-from edgekd.convert.classifier import GateFailed, LabelledImages, export_classifier
+from edgekd.convert.classifier import (GateFailed, LabelledImages, check_finite_model, export_classifier,
+                                       module_sensitivity)
 from edgekd.convert.onnx import onnx_op_sensitivity, quantize_onnx_int8
 from edgekd.convert.runners import Predictor
 from edgekd.convert.spec import InputSpec
@@ -21,31 +28,34 @@ from edgekd.models import create_model
 def exported(tmp_path_factory):
     d = load_dataset("digits")
     torch.manual_seed(0)
-    model = create_model("student", cf=54.59)
+    model = create_model("resnet8")
     train(model, d.train.subset(np.arange(1100)), d.train.subset(np.arange(1100, 1295)), d.mean, d.std,
-          TrainConfig(epochs=4, lr=3e-3, precise_bn_images=512), show_progress=False)
+          TrainConfig(epochs=12, lr=1e-2, precise_bn_images=512), show_progress=False)
     spec = InputSpec(mean=d.mean, std=d.std)
     out = tmp_path_factory.mktemp("export")
-    val = LabelledImages(d.train.images[1100:1295], d.train.labels[1100:1295])
-    test = LabelledImages(d.test.images, d.test.labels)
+    val = LabelledImages(d.train.images[1100:1295], d.train.labels[1100:1295], "validation")
+    test = LabelledImages(d.test.images, d.test.labels, "test")
     card = export_classifier(model.eval(), spec, out, d.train.images[:256], val, test, formats="all", gate_pp=3.0,
                              card_info={"name": "digits-test"}, log=lambda m: None)
     return {"model": model, "spec": spec, "out": out, "card": card, "data": d, "val": val, "test": test}
 
 
-def test_every_format_exports_with_parity(exported):
-    card = exported["card"]
+def test_every_format_exports_with_parity_on_the_whole_test_split(exported):
+    card, test = exported["card"], exported["test"]
     assert set(card["formats"]) == {"onnx", "onnx-int8", "tflite", "tflite-int8"}
+    assert card["reference"]["test_acc"] > 85  # a real model (chance: 10 %)
     for name, row in card["formats"].items():
         assert row["status"] == "ok", (name, row)
         par = row["parity"]
+        assert par["images"] == len(test) and par["split"] == "test"
         if row["int8"]:
-            assert par["top1_agreement"] > 0.9, name
+            assert par["top1_agreement"] >= 0.95, name
         else:
-            assert par["max_abs_diff"] < 1e-4 and par["top1_agreement"] == 1.0, name
-    assert card["reference"]["test_acc"] > 40  # it learned something real (chance: 10 %)
+            assert par["max_abs_diff"] < 1e-3 and par["top1_agreement"] == 1.0, name
     tfl_in = card["formats"]["tflite-int8"]["input"]
     assert tfl_in["dtype"] == "int8" and tfl_in["scale"] > 0  # full-integer model, scale read from the file
+    choice = card["formats"]["tflite-int8"]["method_choice"]
+    assert choice["split"] == "validation" and {"ai-edge-quantizer", "pt2e-minmax"} <= set(choice)
     onnx.checker.check_model(str(exported["out"] / "model.onnx"))
 
 
@@ -63,6 +73,7 @@ def test_card_matches_what_the_files_do(exported):
         assert abs(acc - row["test_acc"]) < 1e-9, name
     md = (out / "card.md").read_text()
     assert "model.int8.tflite" in md and f"{card['formats']['onnx']['test_acc']:.2f}" in md
+    assert card["selection"]["split"] == "validation" and card["gate"]["images"] == len(test)
     samples = np.load(out / "samples.npy")
     assert samples.dtype == np.uint8 and samples.shape[1:] == (32, 32, 3)
 
@@ -86,10 +97,34 @@ def test_sensitivity_ranking_and_float_exclusion(exported, tmp_path):
     assert not float_weight_convs(out / "model.int8.onnx")  # the plain INT8 model has no float convs
 
 
+def test_module_sensitivity_finds_the_fragile_layer():
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU(), torch.nn.Conv2d(8, 8, 3), torch.nn.ReLU(),
+                              torch.nn.Flatten(), torch.nn.LazyLinear(4)).eval()
+    x = torch.rand(8, 3, 10, 10)
+    net(x)
+    with torch.no_grad():
+        net[2].weight[0, 0, 0, 0] = 80.0  # one huge weight: per-channel int8 crushes that channel's other weights
+    ranked = module_sensitivity(net, x.numpy())
+    assert ranked[0][0] == "2" and {n for n, _ in ranked} == {"0", "2", "5"}
+
+
+def test_nan_model_is_refused_before_anything_is_written(exported, tmp_path):
+    broken = create_model("resnet8")
+    with torch.no_grad():
+        broken.fc.weight.fill_(float("nan"))
+    with pytest.raises(EdgekdError, match="NaN or infinite"):
+        export_classifier(broken.eval(), exported["spec"], tmp_path / "nan", exported["data"].train.images[:32],
+                          exported["val"], exported["test"], formats="all", log=lambda m: None)
+    assert not (tmp_path / "nan").exists()
+    with pytest.raises(EdgekdError, match="NaN"):
+        check_finite_model(broken.eval(), exported["spec"], exported["data"].train.images[:4])
+
+
 def test_gate_failure_is_loud(exported, tmp_path):
     with pytest.raises(GateFailed, match="accuracy gate failed"):
         export_classifier(exported["model"], exported["spec"], tmp_path, exported["data"].train.images[:32],
-                          exported["val"], exported["test"], formats="onnx", gate_pp=-1.0, log=lambda m: None)
+                          exported["val"], exported["test"], formats="onnx-int8", gate_pp=-1.0, log=lambda m: None)
     assert json.loads((tmp_path / "card.json").read_text())["gate"]["passed"] is False
 
 

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from edgekd.data import load_dataset, stratified_split, stratified_subset
-from edgekd.data.cifar10 import _NumpyOnlyUnpickler, load_cifar10_archive
+from edgekd.data.cifar import CIFAR10, CIFAR100, _NumpyOnlyUnpickler, read_archive
+from edgekd.data.dataset import IndexedArray
 from edgekd.errors import EdgekdError
 
 
@@ -53,7 +54,7 @@ def test_zip_that_is_not_an_imagefolder(tmp_path):
     p = tmp_path / "x.zip"
     with zipfile.ZipFile(p, "w") as z:
         z.writestr("readme.txt", "hello")
-    with pytest.raises(EdgekdError, match="not an ImageFolder"):
+    with pytest.raises(EdgekdError, match="no ImageFolder layout"):
         load_dataset(p)
     (tmp_path / "bad.zip").write_bytes(b"PK\x03\x04garbage")
     with pytest.raises(EdgekdError, match="not a valid zip"):
@@ -79,7 +80,7 @@ def test_cifar_archive_checksum_and_safe_unpickling(tmp_path):
         info.size = len(data)
         tar.addfile(info, io.BytesIO(data))
     with pytest.raises(EdgekdError, match="md5"):
-        load_cifar10_archive(fake)
+        read_archive(fake, CIFAR10)
 
     class Evil:
         def __reduce__(self):
@@ -102,3 +103,99 @@ def test_stratified_split_and_subset():
     assert len(sub) == 60 and set(sub) <= set(keep)
     with pytest.raises(EdgekdError):
         stratified_split(np.array([0, 0, 1]), 0.5, 0)
+
+
+def _write_images(root, layout, size=(20, 24), seed=0):
+    """Real PNGs (random pixels) in ``layout``: {relative folder: count}."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    for folder, n in layout.items():
+        (root / folder).mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            Image.fromarray(rng.integers(0, 255, (*size, 3), dtype=np.uint8)).save(root / folder / f"{i}.png")
+
+
+def test_every_layout_loads(tmp_path, monkeypatch):
+    monkeypatch.setenv("EDGEKD_CACHE", str(tmp_path / "cache"))
+    # train/ + val/ (no test/): val is the validation split, test is held out of train
+    _write_images(tmp_path / "tv", {f"{s}/{c}": n for s, n in (("train", 10), ("val", 3)) for c in ("cat", "dog")})
+    d = load_dataset(tmp_path / "tv", show_progress=False)
+    assert d.val is not None and len(d.val) == 6 and len(d.train) + len(d.test) == 20
+    assert "no test/ folder" in d.train.provenance["test_split"]
+    assert isinstance(d.train.images, np.memmap) and d.image_size == (20, 24)
+    # flat <class>/ folders, resized
+    _write_images(tmp_path / "flat", {c: 10 for c in ("a", "b", "c")})
+    f = load_dataset(tmp_path / "flat", image_size=16, show_progress=False)
+    assert f.classes == ("a", "b", "c") and f.image_size == (16, 16) and len(f.train) == 24 and len(f.test) == 6
+    # the same images as a tarball and a CSV
+    import tarfile
+
+    with tarfile.open(tmp_path / "flat.tar.gz", "w:gz") as tar:
+        tar.add(tmp_path / "flat", arcname="flat")
+    t = load_dataset(tmp_path / "flat.tar.gz", image_size=16, show_progress=False)
+    assert t.train.fingerprint() == f.train.fingerprint()
+    rows = ["path,label"] + [f"flat/{c}/{i}.png,{c}" for c in ("a", "b", "c") for i in range(10)]
+    (tmp_path / "list.csv").write_text("\n".join(rows))
+    c = load_dataset(tmp_path / "list.csv", image_size=16, show_progress=False)
+    assert c.classes == ("a", "b", "c") and c.train.fingerprint() == f.train.fingerprint()
+    # .npz arrays, NCHW float in [0, 1] and Keras-style names
+    rng = np.random.default_rng(1)
+    np.savez(tmp_path / "arrays.npz", x_train=rng.random((40, 3, 8, 8)), y_train=np.arange(40) % 4,
+             x_test=rng.random((8, 3, 8, 8)), y_test=np.arange(8) % 4)
+    n = load_dataset(tmp_path / "arrays.npz", show_progress=False)
+    assert n.train.images.shape == (40, 8, 8, 3) and n.num_classes == 4 and n.test.images.dtype == np.uint8
+    # mixed sizes need --image-size
+    _write_images(tmp_path / "mixed" / "x", {"": 10}, size=(10, 10))
+    _write_images(tmp_path / "mixed" / "y", {"": 10}, size=(12, 12))
+    with pytest.raises(EdgekdError, match="different sizes.*--image-size"):
+        load_dataset(tmp_path / "mixed", show_progress=False)
+
+
+def test_bad_csv_and_npz_are_clear(tmp_path, monkeypatch):
+    monkeypatch.setenv("EDGEKD_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "a.csv").write_text("only_one_column\n")
+    with pytest.raises(EdgekdError, match="row 1 has 1 column"):
+        load_dataset(tmp_path / "a.csv")
+    (tmp_path / "b.csv").write_text("missing.png,cat,train\nmissing2.png,dog,test\n")
+    with pytest.raises(EdgekdError, match="cannot read missing"):
+        load_dataset(tmp_path / "b.csv", show_progress=False)
+    np.savez(tmp_path / "c.npz", foo=np.zeros(3))
+    with pytest.raises(EdgekdError, match="name them x_train"):
+        load_dataset(tmp_path / "c.npz")
+    np.savez(tmp_path / "d.npz", images=np.full((10, 4, 4, 3), 2.0), labels=np.zeros(10, int))
+    with pytest.raises(EdgekdError, match=r"must lie in \[0, 1\]"):
+        load_dataset(tmp_path / "d.npz")
+
+
+def test_cifar100_archive_is_read(tmp_path, monkeypatch):
+    """A small archive in the official CIFAR-100 layout (the md5 check is the caller's; off here)."""
+    monkeypatch.setenv("EDGEKD_CACHE", str(tmp_path / "cache"))
+    rng = np.random.default_rng(0)
+
+    def batch(n):
+        return pickle.dumps({b"data": rng.integers(0, 255, (n, 3072), dtype=np.uint8),
+                             b"fine_labels": list(range(n))})
+
+    meta = pickle.dumps({b"fine_label_names": [f"c{i}".encode() for i in range(100)]})
+    path = tmp_path / "cifar-100-python.tar.gz"
+    with tarfile.open(path, "w:gz") as tar:
+        for name, data in (("train", batch(100)), ("test", batch(100)), ("meta", meta)):
+            info = tarfile.TarInfo(f"cifar-100-python/{name}")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    x, y, xt, yt, classes = read_archive(path, CIFAR100, check_md5=False)
+    assert x.shape == (100, 32, 32, 3) and len(classes) == 100 and classes[5] == "c5" and y[7] == 7
+    with pytest.raises(EdgekdError, match="md5"):
+        load_dataset(path)  # a local path is checked against the official md5
+
+
+def test_subsets_are_views_not_copies():
+    base = np.arange(10 * 2 * 2 * 3, dtype=np.uint8).reshape(10, 2, 2, 3)
+    from edgekd.data import ImageSet
+
+    s = ImageSet(base, np.arange(10) % 2, ("a", "b"))
+    sub = s.subset([7, 2, 5]).subset([2, 0])
+    assert isinstance(sub.images, IndexedArray) and sub.images.base is base
+    assert np.array_equal(sub.images[:], base[[5, 7]]) and sub.labels.tolist() == [1, 1]
+    assert np.array_equal(sub.images[1], base[7]) and sub.images.shape == (2, 2, 2, 3)

@@ -109,12 +109,14 @@ def test_family_contents():
 def test_monte_carlo_draws_are_stratified_subsets_of_one_training_pool():
     from edgekd.data import load_dataset
     from edgekd.distill.config import CompressConfig
-    from edgekd.distill.pipeline import split_indices, training_pool
+    from edgekd.distill.pipeline import make_splits
 
     data = load_dataset("digits", show_progress=False)
     base = dict(data="digits", val_fraction=0.2, train_subset=500)
-    pool, val = training_pool(data, CompressConfig(**base))
-    draws = [split_indices(data, CompressConfig(**base, train_fraction=0.8, fraction_seed=k)) for k in range(3)]
+    first = make_splits(data, CompressConfig(**base))
+    pool, val = first.pool, first.val_idx
+    draws = [(s.train, s.val_idx) for s in
+             (make_splits(data, CompressConfig(**base, train_fraction=0.8, fraction_seed=k)) for k in range(3))]
     for train, v in draws:
         assert np.array_equal(v, val) and len(train) == 400 and set(train) <= set(pool)
         assert np.abs(np.bincount(data.train.labels[train], minlength=10) * 5 / 4

@@ -182,6 +182,8 @@ def run_benchmark(
     warn_above_c: float | None = None,
     seed: int = 0,
     progress: Callable[[str], None] | None = None,
+    arch: str | None = None,
+    arch_kwargs: dict | None = None,
 ) -> BenchRun:
     """Benchmark several models in one interleaved run. Never raises for one bad model:
     its result says ``failed`` with the reason and the others are measured."""
@@ -214,6 +216,7 @@ def run_benchmark(
         raise EdgekdError(f"unknown format(s) {', '.join(unknown)}", f"choose from: {', '.join(BY_NAME)}")
     shape = parse_shape(input_shape) if isinstance(input_shape, str) else tuple(input_shape) if input_shape else None
     batch = int(cfg["batch"])
+    cfg["arch"], cfg["arch_kwargs"] = arch, arch_kwargs  # for state_dict .pt files (eager PyTorch)
     rng = np.random.default_rng(seed)
 
     old_affinity = cpu_affinity()
@@ -237,6 +240,8 @@ def run_benchmark(
         "input_shape": list(shape) if shape else None,
         "use_card": use_card,
         "seed": seed,
+        "arch": arch,
+        "arch_kwargs": arch_kwargs,
         "profile": prof.get("_path") or prof.get("device", {}).get("name"),
         "protocol": "single-stream; cold call, warm-up, then interleaved blocks in shuffled order, "
         "one untimed call per block, gc paused while timing",
@@ -320,6 +325,7 @@ def _load(e: _Entry, entries, batch, warmup, shape, use_card, cfg, rng, say) -> 
             e.path, r.runtime, r.threads,
             providers=cfg["providers"], provider_options=_expand_options(cfg["provider_options"]),
             delegate=e.delegate or "xnnpack", tflite_runtimes=cfg["tflite_runtimes"],
+            arch=cfg.get("arch"), arch_kwargs=cfg.get("arch_kwargs"),
         )  # fmt: skip
         r.create_ms = (time.perf_counter_ns() - t0) / 1e6
         rss1 = _rss_mb()

@@ -300,7 +300,8 @@ class TorchSession(Session):
         return [out.numpy()] if hasattr(out, "numpy") else out
 
 
-def load_torch(path: Path, threads: int, **_) -> Session:
+def load_torch(path: Path, threads: int, arch: str | None = None, arch_kwargs: dict | None = None, **_) -> Session:
+    """Any model file edgekd reads (edgekd .pt, state_dict + arch, TorchScript, .pt2), in eager PyTorch."""
     try:
         torch = importlib.import_module("torch")
     except ImportError:
@@ -308,9 +309,9 @@ def load_torch(path: Path, threads: int, **_) -> Session:
             f"{path.name}: PyTorch is not installed, so eager models cannot be benchmarked here",
             'bench the exported .onnx/.tflite instead, or pip install "edgekd[train]"',
         ) from None
-    from edgekd.models.checkpoint import load_model
+    from edgekd.models.sources import load_model
 
-    model, _info = load_model(path)
+    model = load_model(path, arch=arch, kwargs=arch_kwargs).model
     model.eval()
     torch.set_num_threads(threads)
     return TorchSession(model, torch, threads, notes=[])
@@ -325,7 +326,7 @@ def import_runtime(runtime: str, tflite_runtimes: Sequence[str] | None = None) -
             _litert_module(tflite_runtimes or ("ai-edge-litert", "tflite-runtime"))
         elif runtime == "torch":
             importlib.import_module("torch")
-            importlib.import_module("edgekd.models.checkpoint")
+            importlib.import_module("edgekd.models.sources")
     except (ImportError, EdgekdError):
         pass  # the loader raises the clear message
 

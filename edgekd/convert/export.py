@@ -101,6 +101,7 @@ def export_model(
             row["parity"] = parity(Path(path), reference, parity_inputs)
         results[fmt.name] = row
         par = row.get("parity", {})
-        log(f"  {fmt.name:12s} {row['bytes'] / 1024:8.1f} KiB  max|Δ| {par.get('max_abs_diff', float('nan')):.2e}"
+        log(f"  {fmt.name:12s} {row['bytes'] / 1024:8.1f} KiB"
+            + (f"  max|Δ| {par['max_abs_diff']:.2e}" if "max_abs_diff" in par else "")
             + (f"  top-1 agreement {100 * par['top1_agreement']:.1f}%" if "top1_agreement" in par else ""))
     return results

@@ -85,13 +85,20 @@ def quantize_onnx_int8(
     if method not in methods:
         raise EdgekdError(f"unknown calibration method {method!r}", f"use one of {', '.join(methods)}")
     path = Path(path)
-    with _quiet_loggers("root"):
-        q.quantize_static(
-            str(fp32_path), str(path), reader_cls(input_name, calibration.astype(np.float32)),
-            quant_format=q.QuantFormat.QDQ, per_channel=True,
-            activation_type=q.QuantType.QUInt8, weight_type=q.QuantType.QInt8,
-            calibrate_method=methods[method], nodes_to_exclude=list(exclude_nodes),
-        )  # fmt: skip
+    if not np.isfinite(calibration).all():
+        raise ExportError("calibration inputs contain NaN/inf", "check the images and the normalisation")
+    try:
+        with _quiet_loggers("root"):
+            q.quantize_static(
+                str(fp32_path), str(path), reader_cls(input_name, calibration.astype(np.float32)),
+                quant_format=q.QuantFormat.QDQ, per_channel=True,
+                activation_type=q.QuantType.QUInt8, weight_type=q.QuantType.QInt8,
+                calibrate_method=methods[method], nodes_to_exclude=list(exclude_nodes),
+            )  # fmt: skip
+    except Exception as exc:  # noqa: BLE001 - e.g. "scale issue" on NaN/degenerate ranges
+        path.unlink(missing_ok=True)
+        raise ExportError(f"ONNX Runtime INT8 quantisation failed ({type(exc).__name__}: {str(exc)[:120]})",
+                          "check the model's outputs on the calibration images for NaN/inf") from None
     return path
 
 

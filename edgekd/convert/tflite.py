@@ -117,6 +117,9 @@ def _pt2e(model, spec: InputSpec, path: Path, calibration: np.ndarray, float_mod
     from torchao.quantization.pt2e import quantize_pt2e
 
     example = (torch.zeros(*spec.shape),)
+    # Exported with a dynamic batch so calibration runs in batches of 32 (the converted model is batch 1).
+    calib_example = (torch.zeros(2, *spec.shape[1:]),)
+    dynamic = ({0: torch.export.Dim("batch", min=1, max=4096)},)
     known = {name for name, _ in model.named_modules()}
     unknown = [f for f in float_modules if f not in known]
     if unknown:
@@ -134,11 +137,11 @@ def _pt2e(model, spec: InputSpec, path: Path, calibration: np.ndarray, float_mod
                 config = dataclasses.replace(config, input_activation=act, output_activation=act)
             quantizer = (_partial_quantizer(pt2e_quantizer, config, tuple(float_modules)) if float_modules
                          else pt2e_quantizer.PT2EQuantizer().set_global(config))
-            m = torch.export.export(model.eval(), example).module()
+            m = torch.export.export(model.eval(), calib_example, dynamic_shapes=dynamic).module()
             m = quantize_pt2e.prepare_pt2e(m, quantizer)
             with torch.no_grad():
-                for i in range(len(calibration)):
-                    m(torch.from_numpy(calibration[i : i + 1].astype(np.float32)))
+                for i in range(0, len(calibration), 32):
+                    m(torch.from_numpy(calibration[i : i + 32].astype(np.float32)))
             m = quantize_pt2e.convert_pt2e(m, fold_quantize=False)
             litert_torch.convert(m, example, quant_config=QuantConfig(pt2e_quantizer=quantizer)).export(str(path))
     except Exception as exc:  # noqa: BLE001

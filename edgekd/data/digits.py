@@ -1,7 +1,8 @@
 """scikit-learn's bundled handwritten digits: the embedded default that needs no download.
 
-1,797 8×8 grey images, upsampled to 32×32 RGB so every model and exporter works on them
-unchanged. The test split (20 %, stratified, fixed seed) never changes between runs.
+1,797 8×8 grey images, upsampled (bilinear) to ``size``×``size`` RGB (32 by default) so every
+model and exporter works on them unchanged. The test split (20 %, stratified, fixed seed)
+never changes between runs.
 """
 
 from __future__ import annotations
@@ -26,14 +27,15 @@ def _upsample(images8: np.ndarray, size: int = 32) -> np.ndarray:
     return np.repeat(grey[..., None], 3, axis=-1)
 
 
-def load_digits() -> Dataset:
+def load_digits(size: int = 32) -> Dataset:
     datasets = require("sklearn.datasets", extra="train", package="scikit-learn")
     bunch = datasets.load_digits()
-    images = _upsample(bunch.images.astype(np.float64))
+    images = _upsample(bunch.images.astype(np.float64), size)
     labels = bunch.target.astype(np.int64)
     train_idx, test_idx = stratified_split(labels, 0.2, DIGITS_TEST_SEED)
     classes = tuple(str(i) for i in range(10))
-    prov = {"source": "scikit-learn load_digits (bundled UCI optdigits test set)", "upsampled": "8x8 -> 32x32 bilinear, grey -> RGB"}
+    prov = {"source": "scikit-learn load_digits (bundled UCI optdigits test set)",
+            "upsampled": f"8x8 -> {size}x{size} bilinear, grey -> RGB"}
     mean = tuple(float(images[train_idx].mean() / 255) for _ in range(3))
     std = tuple(float(images[train_idx].std() / 255) for _ in range(3))
     return Dataset(

@@ -1,36 +1,33 @@
-"""Run settings for ``edgekd compress``: presets, TOML files and flags, in that order.
+"""Run settings for ``edgekd compress``: presets, TOML files and flags, in that order, all type-checked.
 
 A preset gives every field; a TOML file (``--config run.toml``) overrides some; flags
-override last. The resolved config is written to ``OUT/config.toml`` with the report.
+override last; Python callers pass a dict or keywords. Every setting is checked for its
+type and range before any data is loaded or a model trained (``epochs = 2.7``,
+``export = "no"`` or ``lr = "fast"`` are one-line errors, not a crash 17 minutes in). The
+resolved config is written to ``OUT/config.toml`` with the report.
 """
 
 from __future__ import annotations
 
+import math
+import typing
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from edgekd.errors import EdgekdError
 
-METHOD_PARTS = ("kd", "ig", "at")
-
-
-def parse_method(method: str) -> set[str]:
-    """``"student"`` (plain CE) or a ``+``-joined mix of kd, ig, at, e.g. ``"kd+ig"``."""
-    m = method.strip().lower()
-    if m in ("student", "ce", "baseline", "none"):
-        return set()
-    parts = {p.strip() for p in m.split("+")}
-    bad = parts - set(METHOD_PARTS)
-    if bad or not parts:
-        raise EdgekdError(f"unknown method {method!r}", "use student, or a mix of kd, ig, at joined by + (e.g. kd+ig+at)")
-    return parts
+AUGMENTATIONS = ("ig",)  # method parts that are augmentations, not losses
 
 
 @dataclass
 class CompressConfig:
     # data
-    data: str = "digits"  # digits | cifar10 | path to cifar-10-python.tar.gz | ImageFolder dir/zip
-    val_fraction: float = 0.1
+    data: str = "digits"  # digits | cifar10 | cifar100 | a path (ImageFolder dir/zip/tar, .csv, .npz, CIFAR archive)
+    image_size: int = 0  # 0 = the images' own size (they must all share it)
+    mean: list = field(default_factory=list)  # per-channel, [0, 1] units; empty = from the training split
+    std: list = field(default_factory=list)
+    input_range: str = ""  # "0,1": the models take x/255 with no mean/std (like the paper's published students)
+    val_fraction: float = 0.1  # held out of train when the data has no val/ split
     split_seed: int = 0
     train_subset: int = 0  # 0 = all training images (after the validation split)
     subset_seed: int = -1  # seed of the training-subset draw; -1 = split_seed
@@ -39,26 +36,37 @@ class CompressConfig:
     train_fraction: float = 1.0
     fraction_seed: int = 0
     # teacher
-    teacher: str = ""  # path to weights; empty = train one (or reuse OUT/teacher.pt)
-    teacher_arch: str = "mobilenetv2_cifar"
+    teacher: str = ""  # weights or a TorchScript / .pt2 file; empty = train one (or reuse OUT/teacher.pt)
+    teacher_arch: str = "mobilenetv2_cifar"  # registry name or package.module:callable
+    teacher_kwargs: dict = field(default_factory=dict)
+    teacher_recipe: str = "auto"  # auto (fast for airbench, else plain) | plain (teacher_* settings) | fast (airbench's)
     teacher_epochs: int = 5
     teacher_lr: float = 1e-3
     teacher_optimizer: str = "adam"
     teacher_weight_decay: float = 0.0
     teacher_subset: int = 0  # 0 = same images as the student
-    # student and method
-    cf: float = 4.12
+    allow_student_teacher: bool = False  # distil from a model edgekd wrote as a student
+    # student
+    student_arch: str = "student"  # registry name or package.module:callable
+    student_kwargs: dict = field(default_factory=dict)
+    cf: float = 4.12  # the paper's truncated student: pick the truncation by its compression factor
     early_width: float = 1.0
+    # method: student | any registered loss or augmentation joined by + (kd, at, dist, dkd, ig)
     method: str = "kd+ig"
+    loss_weights: dict = field(default_factory=dict)  # e.g. {ce = 0.5, dist = 2.0}: overrides the method's weights
+    alpha: float = 0.01  # KD weight (CE gets 1 − alpha)
+    temperature: float = 2.5
+    gamma: float = 0.8  # attention-transfer weight
+    at_pairs: Any = "auto"  # "auto" or [[student_path, teacher_path], ...]
+    label_smoothing: float = 0.0
+    # training
     epochs: int = 5
     batch_size: int = 64
     lr: float = 1e-3
     optimizer: str = "adam"
     schedule: str = "cosine"
     weight_decay: float = 0.0
-    alpha: float = 0.01
-    temperature: float = 2.5
-    gamma: float = 0.8
+    amp: str = "off"  # off | bf16 | auto (bf16 where the CPU has AVX-512-BF16/AMX, or on a GPU)
     ig_p: float = 0.1
     ig_steps: int = 50
     ig_internal_batch: int = 64
@@ -73,9 +81,10 @@ class CompressConfig:
     device: str = "auto"
     threads: int = 0  # 0 = torch default
     out: str = "runs/compress"
-    name: str = ""  # export/<name>; empty = derived from data, cf and method
-    export_dir: str = "export"
+    name: str = ""  # export/<name>; empty = derived from data, student and method
+    export_dir: str = ""  # empty = OUT/export (a run never writes over the project's files)
     preset: str = "quick"
+    verbose: bool = False
     notes: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -83,19 +92,158 @@ class CompressConfig:
 
 
 PRESETS: dict[str, dict[str, Any]] = {
-    # CPU, minutes. On digits (1,438 training images) the whole pipeline takes a few minutes on 2 cores.
-    # On CIFAR-10 it trains on a stratified 5,000-image subset, short schedules and IG with 16 steps so
-    # teacher + IG + one student finish in about half an hour; these are not the paper's figures.
+    # CPU, minutes: the embedded default (digits) runs end to end in about 3 minutes on 2 cores
+    # (benchmarks/default_job.md). A fast dense teacher (airbench), bf16 where the CPU has it,
+    # short schedules and IG with 8 steps; on CIFAR-10 a stratified 5,000-image subset.
     "quick": dict(
-        teacher_epochs=8, epochs=8, ig_steps=8, train_subset=5000, teacher_subset=0, batch_size=64,
-        lr=2e-3, teacher_lr=2e-3,
+        teacher_arch="airbench", teacher_recipe="auto", teacher_epochs=8, epochs=6, ig_steps=8, train_subset=5000,
+        teacher_subset=0, batch_size=64, lr=2e-3, teacher_lr=2e-3, amp="auto", precise_bn_images=1024,
     ),
     # The paper's recipe (arXiv 2506.14440): 100 epochs, Adam 1e-3, batch 64, IG 50 steps. For a GPU.
     "paper": dict(
-        teacher_epochs=200, teacher_lr=0.1, teacher_optimizer="sgd", teacher_weight_decay=5e-4, epochs=100, ig_steps=50, train_subset=0, batch_size=64, lr=1e-3,
-        optimizer="adam", schedule="constant", alpha=0.01, temperature=2.5, gamma=0.8, ig_p=0.1,
+        teacher_arch="mobilenetv2_cifar", teacher_recipe="plain", teacher_epochs=200, teacher_lr=0.1,
+        teacher_optimizer="sgd", teacher_weight_decay=5e-4, epochs=100, ig_steps=50, train_subset=0, batch_size=64,
+        lr=1e-3, optimizer="adam", schedule="constant", alpha=0.01, temperature=2.5, gamma=0.8, ig_p=0.1,
     ),
 }
+
+CHOICES = {
+    "optimizer": ("adam", "sgd"), "teacher_optimizer": ("adam", "sgd"),
+    "schedule": ("cosine", "constant", "triangle"), "amp": ("off", "bf16", "auto"),
+    "teacher_recipe": ("auto", "plain", "fast"), "preset": tuple(PRESETS),
+}
+# (minimum, maximum, minimum is exclusive)
+RANGES = {
+    "epochs": (1, None, False), "teacher_epochs": (1, None, False), "batch_size": (1, None, False),
+    "ig_steps": (1, None, False), "ig_internal_batch": (1, None, False), "calib_images": (1, None, False),
+    "lr": (0, None, True), "teacher_lr": (0, None, True), "weight_decay": (0, None, False),
+    "teacher_weight_decay": (0, None, False), "val_fraction": (0, 1, True), "train_fraction": (0, 1, True),
+    "ig_p": (0, 1, False), "alpha": (0, 1, False), "temperature": (0, None, True), "gamma": (0, None, False),
+    "label_smoothing": (0, 1, False), "cf": (1, None, False), "early_width": (0, None, True),
+    "train_subset": (0, None, False), "teacher_subset": (0, None, False), "precise_bn_images": (0, None, False),
+    "threads": (0, None, False), "gate_pp": (0, None, False), "image_size": (0, None, False),
+    "subset_seed": (-1, None, False), "split_seed": (0, None, False), "seed": (0, None, False),
+    "fraction_seed": (0, None, False),
+}
+
+
+def _check_type(name: str, value: Any, kind) -> Any:
+    """The value as the field's type, or a one-line error. Ints are accepted for floats; nothing else converts."""
+    origin = typing.get_origin(kind) or kind
+    if kind is Any:
+        return value
+    if origin is bool:
+        if isinstance(value, bool):
+            return value
+    elif origin is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+    elif origin is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(value):
+                raise EdgekdError(f"setting {name} = {value!r} is not a finite number")
+            return float(value)
+    elif origin is str:
+        if isinstance(value, str):
+            return value
+    elif origin in (dict, list):
+        if isinstance(value, origin):
+            return value
+        if origin is list and isinstance(value, tuple):
+            return list(value)
+    type_name = getattr(origin, "__name__", str(origin))
+    want = {"bool": "true or false", "int": "an integer", "float": "a number", "str": "a string",
+            "dict": "a table (TOML) / dict", "list": "a list"}.get(type_name, type_name)
+    raise EdgekdError(f"setting {name} must be {want}, got {value!r} ({type(value).__name__})")
+
+
+def validate(cfg: CompressConfig) -> CompressConfig:
+    """Type, range and choice checks of every field (in place); returns the config."""
+    hints = typing.get_type_hints(CompressConfig)
+    for f in fields(CompressConfig):
+        setattr(cfg, f.name, _check_type(f.name, getattr(cfg, f.name), hints[f.name]))
+    for name, (lo, hi, exclusive) in RANGES.items():
+        v = getattr(cfg, name)
+        if lo is not None and (v <= lo if exclusive else v < lo):
+            raise EdgekdError(f"setting {name} must be {'>' if exclusive else '≥'} {lo}, got {v}")
+        if hi is not None and v > hi:
+            raise EdgekdError(f"setting {name} must be ≤ {hi}, got {v}")
+    for name, options in CHOICES.items():
+        if getattr(cfg, name) not in options:
+            raise EdgekdError(f"unknown {name} {getattr(cfg, name)!r}", f"choose one of: {', '.join(options)}")
+    if cfg.image_size and cfg.image_size < 8:
+        raise EdgekdError(f"image_size must be 0 (the images' own size) or ≥ 8, got {cfg.image_size}")
+    if cfg.input_range and (cfg.mean or cfg.std):
+        raise EdgekdError("give input_range or mean/std, not both")
+    input_normalisation(cfg)
+    if not (cfg.device in ("auto", "cpu", "cuda") or cfg.device.startswith("cuda:")):
+        raise EdgekdError(f"unknown device {cfg.device!r}", "use auto, cpu, cuda or cuda:N")
+    if not (cfg.at_pairs == "auto" or isinstance(cfg.at_pairs, list)):
+        raise EdgekdError(f"at_pairs must be \"auto\" or a list of [student_path, teacher_path], got {cfg.at_pairs!r}")
+    from edgekd.formats import parse_formats
+
+    parse_formats(cfg.formats)
+    loss_config(cfg)
+    for key in ("teacher_kwargs", "student_kwargs"):
+        bad = [k for k in getattr(cfg, key) if not isinstance(k, str)]
+        if bad:
+            raise EdgekdError(f"{key} keys must be argument names, got {bad}")
+    if cfg.student_arch == "student" and "blocks_removed" not in cfg.student_kwargs:
+        from edgekd.models.student import blocks_for_cf
+
+        blocks_for_cf(cfg.cf)
+    return cfg
+
+
+def input_normalisation(cfg: CompressConfig) -> tuple[list | None, list | None]:
+    """(mean, std) the models take, or (None, None) for the data set's own statistics."""
+    if cfg.input_range:
+        if cfg.input_range.replace(" ", "") not in ("0,1", "[0,1]"):
+            raise EdgekdError(f"input_range {cfg.input_range!r} is not supported", "use 0,1 (pixels / 255)")
+        return [0.0, 0.0, 0.0], [1.0, 1.0, 1.0]
+    for name in ("mean", "std"):
+        v = getattr(cfg, name)
+        if v and (len(v) != 3 or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)):
+            raise EdgekdError(f"{name} must be three numbers (R, G, B in [0, 1] units), got {v!r}")
+    if any(s <= 0 for s in cfg.std):
+        raise EdgekdError(f"std must be positive, got {cfg.std}")
+    if bool(cfg.mean) != bool(cfg.std):
+        raise EdgekdError("give both mean and std, or neither")
+    return (list(cfg.mean) or None), (list(cfg.std) or None)
+
+
+def parse_method(method: str) -> set[str]:
+    """``"student"`` (plain CE) or a ``+``-joined mix of registered losses and ``ig``, e.g. ``"kd+ig"``."""
+    from edgekd.distill.losses import LOSSES
+
+    if not isinstance(method, str):
+        raise EdgekdError(f"method must be a string such as kd+ig, got {method!r}")
+    m = method.strip().lower()
+    if m in ("student", "ce", "baseline", "none"):
+        return set()
+    parts = {p.strip() for p in m.split("+")}
+    known = (set(LOSSES) - {"ce"}) | set(AUGMENTATIONS)
+    bad = parts - known
+    if bad or not parts or "" in parts:
+        raise EdgekdError(f"unknown method {method!r}",
+                          f"use student, or a mix of {', '.join(sorted(known))} joined by + (e.g. kd+ig+at)")
+    return parts
+
+
+def loss_config(cfg: CompressConfig):
+    """The method's losses with their weights: the paper's α·KD + (1−α)·CE, γ·AT, 1·others; loss_weights override."""
+    from edgekd.distill.losses import LossConfig
+
+    parts = parse_method(cfg.method)
+    weights = {"ce": 1.0 - cfg.alpha if "kd" in parts else 1.0}
+    for p in sorted(parts - set(AUGMENTATIONS)):
+        weights[p] = {"kd": cfg.alpha, "at": cfg.gamma}.get(p, 1.0)
+    for k, v in cfg.loss_weights.items():
+        weights[k] = v
+    params = {"temperature": cfg.temperature, "label_smoothing": cfg.label_smoothing}
+    return LossConfig(weights=weights, params=params)
 
 
 def resolve_config(preset: str = "quick", toml: dict | None = None, overrides: dict | None = None) -> CompressConfig:
@@ -109,15 +257,4 @@ def resolve_config(preset: str = "quick", toml: dict | None = None, overrides: d
             raise EdgekdError(f"unknown setting(s) in {source}: {', '.join(sorted(unknown))}",
                               f"known settings: {', '.join(sorted(known - {'notes'}))}")
         merged.update({k: v for k, v in values.items() if v is not None})
-    cfg = CompressConfig(**merged)
-    # Check what can be checked before any data is loaded or a teacher trained.
-    parse_method(cfg.method)
-    from edgekd.models.student import blocks_for_cf
-
-    blocks_for_cf(cfg.cf)
-    for name in ("epochs", "batch_size", "ig_steps"):
-        if getattr(cfg, name) < 1:
-            raise EdgekdError(f"{name} must be at least 1, got {getattr(cfg, name)}")
-    if not 0.0 <= cfg.ig_p <= 1.0:
-        raise EdgekdError(f"ig_p is a probability, got {cfg.ig_p}")
-    return cfg
+    return validate(CompressConfig(**merged))

@@ -380,7 +380,7 @@ def collect(family_dir: Path) -> list[dict]:
                      "fraction_seed": cfg.get("fraction_seed", 0),
                      "train_subset": cfg.get("train_subset"),
                      "test_acc": rep["student"]["test_acc"], "val_acc": rep["student"]["val_acc"],
-                     "best_epoch": rep["student"].get("best_epoch"), "teacher_test_acc": rep["teacher"]["test_acc"],
+                     "best_epoch": rep["student"].get("best_epoch"), "teacher_test_acc": rep.get("teacher", {}).get("test_acc"),
                      "student_s": rep.get("timings", {}).get("student_s"), "data": rep["data"]["name"]})
     return rows
 
@@ -581,10 +581,22 @@ def aggregate(family_dir: str | Path, plots: bool = True) -> dict:
 
 def load_imagenet_cifar10(folder: str | Path):
     """The ImageNet images whose class maps to CIFAR-10, resized to 32×32, CIFAR label order."""
-    from edgekd.data.dataset import CIFAR10_CLASSES
-    from edgekd.data.imagefolder import load_imagefolder_split
+    import numpy as np
 
-    return load_imagefolder_split(Path(folder), None, 32, classes=CIFAR10_CLASSES)
+    from edgekd.data.dataset import CIFAR10_CLASSES, ImageSet
+    from edgekd.data.imagefolder import FileSource, decode_image, find_layout
+
+    folder = Path(folder)
+    src = FileSource(folder)
+    layout = find_layout(src.names)
+    by_class = layout.get("all") or layout.get("train") or {}
+    unknown = set(by_class) - set(CIFAR10_CLASSES)
+    if unknown:
+        raise EdgekdError(f"{folder}: folders {sorted(unknown)} are not CIFAR-10 classes")
+    items = [(n, CIFAR10_CLASSES.index(c)) for c in sorted(by_class) for n in sorted(by_class[c])]
+    images = np.stack([decode_image(src.read(n), n, 32) for n, _ in items])
+    return ImageSet(images, np.array([lab for _, lab in items]), CIFAR10_CLASSES,
+                    {"source": str(folder), "files": len(items)})
 
 
 def balanced_accuracy(labels, predictions, num_classes: int) -> float:

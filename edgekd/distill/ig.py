@@ -1,13 +1,19 @@
-"""Integrated-Gradients maps of the teacher, computed once and cached on disk.
+"""Integrated-Gradients maps of the teacher, computed once, cached on disk and verified on every load.
 
 Maps are computed on the *un-augmented* training images (the reference code used an
 augmented, shuffled loader and looked maps up by the wrong index). Each map is
-``Σ_rgb |IG|`` for the true label with a zero baseline in normalised space, stored as
-float32 ``(N, H, W)`` in a memory-mapped ``maps.npy`` beside ``indices.npy`` (the
-dataset index of each row) and a ``manifest.json`` naming the teacher, the data and the
-IG settings. A cache made for another teacher or data set is refused. Work is done in
-chunks, each marked in ``done.npy`` only after its maps are flushed, so an interrupted
-run resumes where it stopped.
+``Σ_rgb |IG|`` for the true label with a zero baseline in normalised space.
+
+Cache layout (``IGCache``): ``maps.npy`` float16 ``(N, H, W)`` holding each map divided by
+its own maximum (the overlay min-max normalises every map, so it is scale-free, and
+float16 then loses nothing that matters), ``scales.npy`` float32 (that maximum, so
+``maps * scales`` is the raw map), ``indices.npy`` (the dataset index of each row),
+``done.npy`` (chunks finished), ``digests.npy`` (sha256 of every finished chunk) and a
+``manifest.json`` naming the teacher, the data and the IG settings. A cache made for
+another teacher or data set is refused; a damaged one (flipped bytes, a truncated file,
+NaNs, a broken header) is a one-line error saying how to rebuild it. Work is done in
+chunks, each marked done only after its maps are flushed, so an interrupted run resumes
+where it stopped, and chunks can be split over ranks (``rank``/``world``).
 """
 
 from __future__ import annotations
@@ -23,9 +29,10 @@ from torch import nn
 
 from edgekd.data.transforms import normalize, to_float
 from edgekd.errors import EdgekdError, require
-from edgekd.utils.io import read_json, write_json
+from edgekd.utils.io import file_lock, preallocated_memmap, read_json_checked, write_json
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
+FILES = ("maps.npy", "scales.npy", "indices.npy", "done.npy", "digests.npy", "manifest.json")
 
 
 def model_fingerprint(model: nn.Module) -> str:
@@ -40,64 +47,133 @@ def model_fingerprint(model: nn.Module) -> str:
 class IGSettings:
     n_steps: int = 50
     internal_batch_size: int = 64  # without it captum holds batch × n_steps images at once (24 GB OOM seen)
-    batch_size: int = 32
+    batch_size: int = 32  # images per chunk
     method: str = "gausslegendre"
 
 
-def integrated_gradients(
-    model: nn.Module, x_norm: torch.Tensor, labels: torch.Tensor, settings: IGSettings
-) -> torch.Tensor:
+def integrated_gradients(model: nn.Module, x_norm: torch.Tensor, labels: torch.Tensor, settings: IGSettings) -> torch.Tensor:
     """Σ_rgb |IG(x)| for the given labels, zero baseline in normalised space → (B, H, W)."""
     captum_attr = require("captum.attr", extra="train", package="captum")
     ig = captum_attr.IntegratedGradients(model)
-    attr = ig.attribute(
-        x_norm,
-        baselines=torch.zeros_like(x_norm),
-        target=labels,
-        n_steps=settings.n_steps,
-        method=settings.method,
-        internal_batch_size=settings.internal_batch_size,
-    )
+    attr = ig.attribute(x_norm, baselines=torch.zeros_like(x_norm), target=labels, n_steps=settings.n_steps,
+                        method=settings.method, internal_batch_size=settings.internal_batch_size)
     return attr.abs().sum(1)
 
 
+def _rebuild_hint(directory: Path) -> str:
+    return f"delete {directory} and run the same command again to recompute it"
+
+
+def _chunk_digest(maps: np.ndarray, scales: np.ndarray) -> np.ndarray:
+    h = hashlib.sha256(np.ascontiguousarray(maps).data)
+    h.update(np.ascontiguousarray(scales).data)
+    return np.frombuffer(h.digest(), dtype=np.uint8)
+
+
 class IGCache:
-    """A directory holding maps.npy, indices.npy, done.npy and manifest.json."""
+    """A directory holding the files above; ``load()`` verifies before it returns anything."""
 
     def __init__(self, directory: str | Path):
         self.dir = Path(directory)
 
-    @property
-    def complete(self) -> bool:
-        return (self.dir / "done.npy").exists() and bool(np.load(self.dir / "done.npy").all())
-
     def manifest(self) -> dict | None:
         p = self.dir / "manifest.json"
-        return read_json(p) if p.exists() else None
+        if not p.exists():
+            return None
+        m = read_json_checked(p, f"the IG cache manifest", _rebuild_hint(self.dir))
+        if not isinstance(m, dict):
+            raise EdgekdError(f"the IG cache manifest {p} is damaged (not an object)", _rebuild_hint(self.dir))
+        return m
+
+    def _open(self, name: str, mode: str = "r"):
+        try:
+            return np.load(self.dir / name, mmap_mode=mode)
+        except FileNotFoundError:
+            raise EdgekdError(f"the IG cache {self.dir} lacks {name}", _rebuild_hint(self.dir)) from None
+        except (OSError, ValueError, EOFError) as exc:  # a broken header or a truncated file
+            raise EdgekdError(f"the IG cache file {self.dir / name} is damaged ({str(exc)[:80]})",
+                              _rebuild_hint(self.dir)) from None
+
+    @property
+    def complete(self) -> bool:
+        if not (self.dir / "done.npy").exists():
+            return False
+        return bool(np.asarray(self._open("done.npy")).all())
 
     def check(self, expected: dict) -> None:
         """Refuse a cache that was computed for other weights, data or settings."""
         got = self.manifest()
         if got is None:
             return
-        for key in ("version", "teacher_sha256", "data_sha256", "n_steps", "count", "shape"):
+        for key in ("version", "teacher_sha256", "data_sha256", "n_steps", "count", "shape", "chunk"):
             if got.get(key) != expected.get(key):
                 raise EdgekdError(
                     f"IG cache {self.dir} was made for a different {key.replace('_sha256', '')} "
                     f"({str(got.get(key))[:16]} ≠ {str(expected.get(key))[:16]})",
-                    "delete that directory or point --ig-cache elsewhere to recompute",
-                )
+                    f"delete that directory or use another --out to recompute")
 
-    def load(self) -> tuple[np.ndarray, np.ndarray]:
-        """(indices, maps) with maps memory-mapped read-only."""
+    def _verified_arrays(self):
+        """The cache's arrays after the cheap whole-file checks (shapes, dtypes, sizes against the manifest)."""
+        m = self.manifest()
+        if m is None:
+            raise EdgekdError(f"the IG cache {self.dir} has no manifest.json", _rebuild_hint(self.dir))
+        maps, scales, indices, done, digests = (self._open(f) for f in FILES[:5])
+        n, chunk = m.get("count"), m.get("chunk")
+        n_chunks = -(-n // chunk) if isinstance(n, int) and isinstance(chunk, int) and chunk > 0 else None
+        problems = []
+        if list(maps.shape) != m.get("shape") or maps.dtype != np.float16:
+            problems.append(f"maps.npy is {maps.dtype} {list(maps.shape)}, manifest says float16 {m.get('shape')}")
+        if scales.shape != (n,) or indices.shape != (n,):
+            problems.append("scales.npy / indices.npy do not hold one entry per map")
+        if n_chunks is None or done.shape != (n_chunks,) or digests.shape != (n_chunks, 32):
+            problems.append("done.npy / digests.npy do not hold one entry per chunk")
+        if not problems and hashlib.sha256(np.ascontiguousarray(indices).data).hexdigest() != m.get("indices_sha256"):
+            problems.append("indices.npy does not match the manifest")
+        if problems:
+            raise EdgekdError(f"the IG cache {self.dir} is damaged: {problems[0]}", _rebuild_hint(self.dir))
+        return m, maps, scales, indices, done, digests
+
+    def verify(self) -> None:
+        """Every finished chunk's sha256 and finiteness; a mismatch names the first bad chunk."""
+        m, maps, scales, _, done, digests = self._verified_arrays()
+        chunk = m["chunk"]
+        for c in np.flatnonzero(np.asarray(done)):
+            lo, hi = c * chunk, min(m["count"], (c + 1) * chunk)
+            block, sc = np.asarray(maps[lo:hi]), np.asarray(scales[lo:hi])
+            if not np.array_equal(_chunk_digest(block, sc), digests[c]):
+                raise EdgekdError(f"the IG cache {self.dir} is damaged: maps {lo}…{hi - 1} do not match their checksum",
+                                  _rebuild_hint(self.dir))
+            if not (np.isfinite(block).all() and np.isfinite(sc).all()):
+                raise EdgekdError(f"the IG cache {self.dir} holds NaN/inf maps ({lo}…{hi - 1})", _rebuild_hint(self.dir))
+
+    def load(self, verify: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """(indices, maps): maps memory-mapped read-only, float16, each scaled to a maximum of 1."""
         if not self.complete:
             raise EdgekdError(f"IG cache {self.dir} is incomplete", "run the same command again to finish computing it")
-        return np.load(self.dir / "indices.npy"), np.load(self.dir / "maps.npy", mmap_mode="r")
+        if verify:
+            self.verify()
+        _, maps, _, indices, _, _ = self._verified_arrays()
+        return np.asarray(indices), maps
+
+    def raw_maps(self) -> np.ndarray:
+        """The maps in IG units (``maps * scales``), float32, in memory: for analysis, not training."""
+        _, maps, scales, _, _, _ = self._verified_arrays()
+        return np.asarray(maps, dtype=np.float32) * np.asarray(scales)[:, None, None]
+
+
+def data_fingerprint(images, labels: np.ndarray, indices: np.ndarray) -> str:
+    """sha256 of the selected images, labels and indices, streamed (the images are not copied at once)."""
+    h = hashlib.sha256()
+    for lo in range(0, len(indices), 2048):
+        h.update(np.ascontiguousarray(images[indices[lo : lo + 2048]]).data)
+    h.update(np.ascontiguousarray(labels[indices]).data)
+    h.update(np.asarray(indices, dtype=np.int64).tobytes())
+    return h.hexdigest()
 
 
 def precompute_ig(
     teacher: nn.Module,
-    images: np.ndarray,
+    images,
     labels: np.ndarray,
     indices: np.ndarray,
     cache_dir: str | Path,
@@ -106,65 +182,95 @@ def precompute_ig(
     settings: IGSettings = IGSettings(),
     device: str = "cpu",
     show_progress: bool = True,
+    rank: int = 0,
+    world: int = 1,
 ) -> IGCache:
-    """Compute (or finish computing) the IG maps of ``images[indices]`` into ``cache_dir``."""
+    """Compute (or finish computing) the IG maps of ``images[indices]`` into ``cache_dir``.
+
+    With ``world > 1`` this process computes chunks ``rank, rank + world, …`` only; every
+    rank must call it (rank 0 creates the files, the others wait for them).
+    """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     indices = np.asarray(indices, dtype=np.int64)
-    sel_images, sel_labels = images[indices], labels[indices]
-    n, h, w = len(indices), images.shape[1], images.shape[2]
-    data_hash = hashlib.sha256(np.ascontiguousarray(sel_images).data)
-    data_hash.update(np.ascontiguousarray(sel_labels).data)
-    data_hash.update(indices.tobytes())
+    n, h, w = len(indices), int(images.shape[1]), int(images.shape[2])
     expected = {
         "version": CACHE_VERSION,
         "teacher_sha256": model_fingerprint(teacher),
-        "data_sha256": data_hash.hexdigest(),
+        "data_sha256": data_fingerprint(images, labels, indices),
+        "indices_sha256": hashlib.sha256(np.ascontiguousarray(indices).data).hexdigest(),
         "n_steps": settings.n_steps,
         "method": settings.method,
         "baseline": "zeros (normalised space)",
         "target": "true label",
-        "reduction": "sum over RGB of |IG|",
+        "reduction": "sum over RGB of |IG|; stored float16 divided by each map's maximum (scales.npy)",
         "count": int(n),
-        "shape": [int(n), int(h), int(w)],
+        "shape": [int(n), h, w],
         "chunk": int(settings.batch_size),
         "normalisation": {"mean": list(mean), "std": list(std)},
     }
     cache = IGCache(cache_dir)
-    cache.check(expected)
     cache.dir.mkdir(parents=True, exist_ok=True)
     n_chunks = (n + settings.batch_size - 1) // settings.batch_size
-    if cache.manifest() is None:
-        np.save(cache.dir / "indices.npy", indices)
-        np.lib.format.open_memmap(cache.dir / "maps.npy", mode="w+", dtype=np.float32, shape=(n, h, w)).flush()
-        np.save(cache.dir / "done.npy", np.zeros(n_chunks, dtype=bool))
-        write_json(cache.dir / "manifest.json", {**expected, "created": time.strftime("%Y-%m-%dT%H:%M:%S")})
-    maps = np.load(cache.dir / "maps.npy", mmap_mode="r+")
-    done = np.load(cache.dir / "done.npy", mmap_mode="r+")
-    todo = np.flatnonzero(~done)
-    if len(todo) == 0:
+    with file_lock(cache.dir.parent / f".{cache.dir.name}.lock", what=f"the IG cache {cache.dir}"):
+        cache.check(expected)
+        if cache.manifest() is None and rank == 0:
+            for f in FILES:
+                (cache.dir / f).unlink(missing_ok=True)
+            np.save(cache.dir / "indices.npy", indices)
+            preallocated_memmap(cache.dir / "maps.npy", np.float16, (n, h, w)).flush()
+            preallocated_memmap(cache.dir / "scales.npy", np.float32, (n,)).flush()
+            np.save(cache.dir / "done.npy", np.zeros(n_chunks, dtype=bool))
+            np.save(cache.dir / "digests.npy", np.zeros((n_chunks, 32), dtype=np.uint8))
+            write_json(cache.dir / "manifest.json", {**expected, "created": time.strftime("%Y-%m-%dT%H:%M:%S")})
+    if world > 1:
+        _wait_for(cache.dir / "manifest.json")
+    cache._verified_arrays()  # the cheap whole-file checks before anything is written into it
+    maps, scales = cache._open("maps.npy", "r+"), cache._open("scales.npy", "r+")
+    done, digests = cache._open("done.npy", "r+"), cache._open("digests.npy", "r+")
+    todo = [c for c in np.flatnonzero(~np.asarray(done)) if c % world == rank]
+    if not todo:
         return cache
     teacher = teacher.to(device).eval()
     started = time.perf_counter()
-    progress = Progress(
-        TextColumn("IG maps"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"), TimeRemainingColumn(),
-        disable=not show_progress,
-    )
+    progress = Progress(TextColumn("IG maps"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
+                        TimeRemainingColumn(), disable=not show_progress)
+    computed = 0
     with progress:
-        remaining = sum(min(n, (c + 1) * settings.batch_size) - c * settings.batch_size for c in todo)
-        task = progress.add_task("ig", total=n, completed=n - remaining, rate="")
-        for k, c in enumerate(todo):
+        task = progress.add_task("ig", total=sum(min(n, (c + 1) * settings.batch_size) - c * settings.batch_size
+                                                 for c in todo), rate="")
+        for c in todo:
             lo, hi = c * settings.batch_size, min(n, (c + 1) * settings.batch_size)
-            x = normalize(to_float(torch.from_numpy(sel_images[lo:hi])), mean, std).to(device)
-            y = torch.from_numpy(sel_labels[lo:hi]).to(device)
-            maps[lo:hi] = integrated_gradients(teacher, x, y, settings).detach().cpu().numpy()
+            x = normalize(to_float(torch.from_numpy(np.require(images[indices[lo:hi]], requirements=["C", "W"]))),
+                          mean, std).to(device)
+            y = torch.from_numpy(labels[indices[lo:hi]]).to(device)
+            raw = integrated_gradients(teacher, x, y, settings).detach().float().cpu().numpy()
+            if not np.isfinite(raw).all():
+                raise EdgekdError(f"the teacher's IG maps of images {lo}…{hi - 1} are NaN/inf",
+                                  "the teacher outputs NaN/inf on them: check its weights and the input normalisation")
+            peak = raw.reshape(len(raw), -1).max(1).astype(np.float32)
+            block = (raw / np.maximum(peak, 1e-30)[:, None, None]).astype(np.float16)
+            maps[lo:hi], scales[lo:hi] = block, peak
             maps.flush()
+            scales.flush()
+            digests[c] = _chunk_digest(block, peak)
+            digests.flush()
             done[c] = True
             done.flush()
-            rate = (k + 1) * settings.batch_size / (time.perf_counter() - started)
-            progress.update(task, advance=hi - lo, rate=f"{rate:.1f} img/s")
-    meta = cache.manifest()
-    meta["seconds_last_run"] = round(time.perf_counter() - started, 2)
-    meta["images_per_second"] = round(remaining / meta["seconds_last_run"], 3)
-    write_json(cache.dir / "manifest.json", meta)
+            computed += hi - lo
+            progress.update(task, advance=hi - lo, rate=f"{computed / (time.perf_counter() - started):.1f} img/s")
+    if rank == 0:
+        with file_lock(cache.dir.parent / f".{cache.dir.name}.lock", what=f"the IG cache {cache.dir}"):
+            meta = cache.manifest()
+            meta["seconds_last_run"] = round(time.perf_counter() - started, 2)
+            meta["images_per_second"] = round(computed / max(meta["seconds_last_run"], 1e-9), 3)
+            write_json(cache.dir / "manifest.json", meta)
     return cache
+
+
+def _wait_for(path: Path, timeout_s: float = 600.0) -> None:
+    t0 = time.monotonic()
+    while not path.exists():
+        if time.monotonic() - t0 > timeout_s:
+            raise EdgekdError(f"rank 0 did not create {path} within {timeout_s:.0f} s", "check rank 0's log")
+        time.sleep(0.2)

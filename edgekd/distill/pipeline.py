@@ -1,8 +1,11 @@
 """``edgekd compress`` as plain functions: data → teacher → IG maps → student → test → export.
 
-Every stage leaves its result in ``OUT/`` (teacher.pt, ig-cache/, student.ckpt,
-student.pt, report.json); running the same command again reuses finished stages and
-resumes an interrupted one.
+Every stage leaves its result in ``OUT/`` (teacher.pt, ig-cache/, student.ckpt, student.pt,
+report.json, export/); running the same command again reuses finished stages and resumes an
+interrupted one. ``OUT`` is locked while a run uses it, so two runs cannot write into it at once.
+
+From Python, any stage input may be an object instead of a path:
+``compress(cfg, teacher=my_module, student=my_student, data=my_dataset)``.
 """
 
 from __future__ import annotations
@@ -10,199 +13,310 @@ from __future__ import annotations
 import hashlib
 import platform
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
 from edgekd.data import Dataset, load_dataset, stratified_split, stratified_subset
-from edgekd.distill.config import CompressConfig, parse_method
-from edgekd.distill.ig import IGSettings, precompute_ig
-from edgekd.distill.losses import LossConfig
+from edgekd.distill.config import CompressConfig, input_normalisation, loss_config, parse_method, resolve_config
+from edgekd.distill.ig import IGSettings, model_fingerprint, precompute_ig
+from edgekd.distill.recipes import teacher_train_config
 from edgekd.distill.trainer import TrainConfig, evaluate, pick_device, train
 from edgekd.errors import EdgekdError
-from edgekd.models import create_model
-from edgekd.models.checkpoint import load_model, save_model
 from edgekd.models.complexity import count_macs, count_params
+from edgekd.models.features import auto_pairs, check_pairs
+from edgekd.models.sources import LoadedModel, load_model, save_model
 from edgekd.utils.config import to_toml
-from edgekd.utils.io import atomic_write_bytes, read_json, write_json
+from edgekd.utils.io import atomic_write_bytes, file_lock, read_json, write_json
 from edgekd.utils.system import machine_record
 
 
-def training_pool(data: Dataset, cfg: CompressConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Stratified train/validation split, then an optional stratified training subset: (pool, val)."""
-    train_idx, val_idx = stratified_split(data.train.labels, cfg.val_fraction, cfg.split_seed)
+@dataclass
+class Splits:
+    """Which images each stage sees: indices into ``data.train`` (and the validation set)."""
+
+    pool: np.ndarray  # training pool (teacher, IG maps); Monte Carlo draws come from it
+    train: np.ndarray  # the student's training images
+    val_set: object  # an ImageSet: data.val, or held out of data.train
+    val_idx: np.ndarray | None  # its indices into data.train when held out, else None
+    val_source: str
+
+
+def as_config(cfg: CompressConfig | dict | None = None, **overrides) -> CompressConfig:
+    """A validated config from a CompressConfig, a dict of settings or keywords (for Python callers)."""
+    if cfg is None or isinstance(cfg, dict):
+        return resolve_config((cfg or {}).get("preset", overrides.pop("preset", "quick")), None,
+                              {**{k: v for k, v in (cfg or {}).items() if k != "preset"}, **overrides})
+    from dataclasses import replace
+
+    from edgekd.distill.config import validate
+
+    return validate(replace(cfg, **overrides)) if overrides else validate(cfg)
+
+
+def load_run_data(cfg: CompressConfig, show_progress: bool = True) -> Dataset:
+    mean, std = input_normalisation(cfg)
+    return load_dataset(cfg.data, image_size=cfg.image_size or None, show_progress=show_progress, mean=mean, std=std)
+
+
+def make_splits(data: Dataset, cfg: CompressConfig) -> Splits:
+    """Validation = the data's own val split, or a stratified ``val_fraction`` of train; then the
+    optional training subset and the Monte Carlo draw."""
+    if data.val is not None:
+        pool, val_idx, val_set = np.arange(len(data.train)), None, data.val
+        source = "the data set's own validation split"
+    else:
+        pool, val_idx = stratified_split(data.train.labels, cfg.val_fraction, cfg.split_seed)
+        val_set = data.train.subset(val_idx)
+        source = f"stratified {cfg.val_fraction:.0%} of train (seed {cfg.split_seed})"
     if cfg.train_subset:
         seed = cfg.split_seed if cfg.subset_seed < 0 else cfg.subset_seed
-        train_idx = stratified_subset(data.train.labels, cfg.train_subset, seed, pool=train_idx)
-    return train_idx, val_idx
-
-
-def split_indices(data: Dataset, cfg: CompressConfig) -> tuple[np.ndarray, np.ndarray]:
-    """The student's (train, val) indices: the training pool, or its ``train_fraction`` draw (Monte Carlo)."""
-    pool_idx, val_idx = training_pool(data, cfg)
-    return draw_from_pool(data, cfg, pool_idx), val_idx
-
-
-def draw_from_pool(data: Dataset, cfg: CompressConfig, pool_idx: np.ndarray) -> np.ndarray:
-    """The pool itself, or its stratified ``train_fraction`` drawn with ``fraction_seed``."""
-    if not 0.0 < cfg.train_fraction <= 1.0:
-        raise EdgekdError(f"train_fraction must be in (0, 1], got {cfg.train_fraction}")
-    if cfg.train_fraction == 1.0:
-        return pool_idx
-    n = int(round(cfg.train_fraction * len(pool_idx)))
-    return stratified_subset(data.train.labels, n, cfg.fraction_seed, pool=pool_idx)
+        pool = stratified_subset(data.train.labels, cfg.train_subset, seed, pool=pool)
+    train_idx = pool
+    if cfg.train_fraction < 1.0:
+        n = int(round(cfg.train_fraction * len(pool)))
+        train_idx = stratified_subset(data.train.labels, n, cfg.fraction_seed, pool=pool)
+    return Splits(pool, train_idx, val_set, val_idx, source)
 
 
 def teacher_accuracy(teacher, split_name: str, images, indices, mean, std, device) -> float:
     """Accuracy of the teacher on a split, cached per (teacher weights, images), since every run of an
     experiment family shares one teacher and scoring it on 10,000 test images costs as much as an epoch."""
     from edgekd.data import cache_dir
-    from edgekd.distill.ig import model_fingerprint
 
     key_hash = hashlib.sha256(np.ascontiguousarray(images.labels).data)
     key_hash.update(np.asarray(indices if indices is not None else [], dtype=np.int64).tobytes())
     key_hash.update(f"{images.provenance}|{len(images)}|{list(mean)}|{list(std)}".encode())
     path = cache_dir() / "teacher-scores" / f"{model_fingerprint(teacher)[:24]}.json"
     key = f"{split_name}:{key_hash.hexdigest()[:24]}"
-    scores = read_json(path) if path.exists() else {}
+    try:
+        scores = read_json(path) if path.exists() else {}
+    except (OSError, ValueError):
+        scores = {}
     if key in scores:
         return float(scores[key])
     subset = images.subset(indices) if indices is not None else images
     acc = evaluate(teacher, subset, mean, std, device)
     try:
-        scores = read_json(path) if path.exists() else {}
-        scores[key] = acc
-        write_json(path, scores)
-    except (OSError, ValueError):
+        write_json(path, {**scores, key: acc})
+    except (OSError, ValueError, EdgekdError):
         pass  # a cache only: a read-only cache folder must not stop the run
     return acc
 
 
 def _teacher_settings(cfg: CompressConfig) -> dict:
-    return {k: getattr(cfg, k) for k in ("data", "val_fraction", "split_seed", "subset_seed", "train_subset", "teacher_arch",
-                                          "teacher_epochs", "teacher_lr", "teacher_optimizer",
+    return {k: getattr(cfg, k) for k in ("data", "image_size", "mean", "std", "input_range", "val_fraction",
+                                          "split_seed", "subset_seed", "train_subset", "teacher_arch", "teacher_kwargs",
+                                          "teacher_recipe", "teacher_epochs", "teacher_lr", "teacher_optimizer",
                                           "teacher_weight_decay", "teacher_subset", "batch_size", "seed")}
 
 
-def get_teacher(cfg: CompressConfig, data: Dataset, train_idx, val_idx, out: Path, device, show_progress=True):
-    """Load ``cfg.teacher``, reuse ``OUT/teacher.pt`` trained with the same settings, or train one."""
+def _n_outputs(model: nn.Module, data: Dataset, device) -> int:
+    try:
+        with torch.no_grad():
+            out = model(torch.zeros(2, 3, *data.image_size, device=device))
+    except Exception as exc:  # noqa: BLE001 - the user's model rejects this input
+        raise EdgekdError(f"the model cannot run on {data.image_size[0]}×{data.image_size[1]} RGB images "
+                          f"({type(exc).__name__}: {str(exc)[:120]})",
+                          "pass --image-size the model was built for, or the matching architecture") from None
+    if not isinstance(out, torch.Tensor) or out.dim() != 2:
+        raise EdgekdError(f"the model's forward returns {type(out).__name__} {getattr(out, 'shape', '')}, not logits (N, classes)",
+                          "a teacher or student is any nn.Module whose forward returns class scores")
+    return int(out.shape[1])
+
+
+def _check_classes(model: nn.Module, data: Dataset, device, role: str, where: str) -> None:
+    n_out = _n_outputs(model, data, device)
+    if n_out != data.num_classes:
+        raise EdgekdError(f"the {role} {where} predicts {n_out} classes but {data.name} has {data.num_classes}",
+                          f"use a {role} trained on this data set, or build it with num_classes={data.num_classes}")
+
+
+def get_teacher(cfg: CompressConfig, data: Dataset, splits: Splits, out: Path, device, show_progress=True,
+                teacher: nn.Module | None = None) -> tuple[nn.Module, dict]:
+    """The user's module, ``cfg.teacher`` (any model file), ``OUT/teacher.pt`` trained with the same settings,
+    or a teacher trained here."""
+    if teacher is not None:
+        teacher = teacher.to(device).eval()
+        _check_classes(teacher, data, device, "teacher", f"({type(teacher).__name__})")
+        return teacher, {"source": "python object", "arch": type(teacher).__name__, "trained_here": False}
     if cfg.teacher:
-        teacher, info = load_model(cfg.teacher, arch=cfg.teacher_arch, config={"num_classes": data.num_classes})
-        n_out = teacher(torch.zeros(1, 3, *data.image_size)).shape[1]
-        if n_out != data.num_classes:
-            raise EdgekdError(f"teacher {cfg.teacher} predicts {n_out} classes but {data.name} has {data.num_classes}",
-                              "use a teacher trained on this data set")
-        return teacher.to(device), {"source": str(cfg.teacher), "trained_here": False, **info.get("meta", {})}
+        arch = cfg.teacher_arch if _needs_arch(cfg.teacher) else None
+        loaded = load_model(cfg.teacher, arch=arch, kwargs=cfg.teacher_kwargs or None, num_classes=data.num_classes,
+                            role="teacher")
+        meta = loaded.meta
+        if meta.get("role") == "student" and not cfg.allow_student_teacher:
+            raise EdgekdError(f"{cfg.teacher} is a student written by edgekd compress, not a teacher",
+                              "pass the teacher's weights (e.g. OUT/teacher.pt), or set allow_student_teacher = true")
+        if meta.get("classes") and tuple(meta["classes"]) != tuple(data.classes):
+            raise EdgekdError(f"{cfg.teacher} was trained on classes {meta['classes'][:4]}…, {data.name} has "
+                              f"{list(data.classes)[:4]}…", "use a teacher trained on this data set")
+        teacher = loaded.model.to(device).eval()
+        _check_classes(teacher, data, device, "teacher", cfg.teacher)
+        return teacher, {"source": str(cfg.teacher), "trained_here": False, **loaded.describe(),
+                         **{k: v for k, v in meta.items() if k not in ("history", "settings")}}
 
     path = out / "teacher.pt"
     settings = _teacher_settings(cfg)
     if path.exists():
-        teacher, info = load_model(path)
-        if info["meta"].get("settings") == settings:
-            return teacher.to(device), {"source": str(path), "trained_here": True, "reused": True, **info["meta"]}
+        loaded = load_model(path, role="teacher")
+        if loaded.meta.get("settings") == settings:
+            return loaded.model.to(device), {"source": str(path), "trained_here": True, "reused": True,
+                                             **loaded.describe(), **loaded.meta}
         raise EdgekdError(f"{path} was trained with other settings", "use another --out, or delete it to retrain")
 
-    teacher = create_model(cfg.teacher_arch, num_classes=data.num_classes)
-    t_idx = train_idx
+    built = load_model(arch=cfg.teacher_arch, kwargs=cfg.teacher_kwargs, num_classes=data.num_classes, role="teacher")
+    t_idx = splits.pool
     if cfg.teacher_subset:
-        t_idx = stratified_subset(data.train.labels, cfg.teacher_subset, cfg.split_seed + 1, pool=train_idx)
-    tcfg = TrainConfig(epochs=cfg.teacher_epochs, batch_size=cfg.batch_size, lr=cfg.teacher_lr,
-                       optimizer=cfg.teacher_optimizer, weight_decay=cfg.teacher_weight_decay,
-                       schedule="cosine", seed=cfg.seed)
-    result = train(teacher, data.train.subset(t_idx), data.train.subset(val_idx), data.mean, data.std, tcfg,
-                   checkpoint=out / "teacher.ckpt", device=device, progress_label="teacher",
+        t_idx = stratified_subset(data.train.labels, cfg.teacher_subset, cfg.split_seed + 1, pool=splits.pool)
+    torch.manual_seed(cfg.seed)
+    result = train(built.model, data.train.subset(t_idx), splits.val_set, data.mean, data.std, teacher_train_config(cfg, len(t_idx)),
+                   checkpoint=out / "teacher.ckpt", device=device, progress_label=f"teacher ({cfg.teacher_arch})",
                    show_progress=show_progress)
-    meta = {"settings": settings, "val_acc": result.best_val_acc, "best_epoch": result.best_epoch,
-            "train_images": int(len(t_idx)), "seconds": result.seconds, "history": result.history}
-    save_model(path, teacher.cpu(), cfg.teacher_arch, {"num_classes": data.num_classes}, meta=meta)
-    return teacher.to(device), {"source": str(path), "trained_here": True, "reused": False, **meta}
+    meta = {"role": "teacher", "settings": settings, "val_acc": result.best_val_acc, "best_epoch": result.best_epoch,
+            "train_images": int(len(t_idx)), "seconds": result.seconds, "history": result.history,
+            "classes": list(data.classes), "mean": list(data.mean), "std": list(data.std),
+            "image_size": list(data.image_size)}
+    save_model(path, built.model.cpu(), cfg.teacher_arch, dict(getattr(built.model, "config", None) or built.kwargs),
+               meta=meta)
+    return built.model.to(device), {"source": str(path), "trained_here": True, "reused": False, **built.describe(),
+                                    **meta}
 
 
-def compress(cfg: CompressConfig, show_progress: bool = True, log=print) -> dict:
+def _needs_arch(path: str) -> bool:
+    """A plain state_dict needs the architecture; edgekd files, TorchScript and .pt2 carry their own."""
+    from edgekd.models.sources import file_kind, read_weights
+
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise EdgekdError(f"teacher file not found: {p}", "check the path given to --teacher")
+    if file_kind(p) in ("torchscript", "exported"):
+        return False
+    return read_weights(p).get("arch") is None
+
+
+def build_student(cfg: CompressConfig, data: Dataset, student: nn.Module | None = None) -> LoadedModel:
+    """The user's module, or ``student_arch`` built with its kwargs (the truncated student also takes cf)."""
+    if student is not None:
+        return LoadedModel(student, "python", type(student).__name__, {})
+    kwargs = dict(cfg.student_kwargs)
+    if cfg.student_arch == "student" and "blocks_removed" not in kwargs:
+        kwargs.setdefault("cf", cfg.cf)
+    if cfg.early_width != 1.0 and "early_width" not in kwargs:
+        kwargs["early_width"] = cfg.early_width
+    torch.manual_seed(cfg.seed)
+    return load_model(arch=cfg.student_arch, kwargs=kwargs, num_classes=data.num_classes, role="student")
+
+
+def attention_pairs(cfg: CompressConfig, student: nn.Module, teacher: nn.Module, data: Dataset) -> list[tuple[str, str]]:
+    shape = (1, 3, *data.image_size)
+    if cfg.at_pairs == "auto":
+        return auto_pairs(student, teacher, shape)
+    return check_pairs(student, teacher, cfg.at_pairs, shape)
+
+
+def student_train_config(cfg: CompressConfig) -> TrainConfig:
+    return TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, optimizer=cfg.optimizer,
+                       weight_decay=cfg.weight_decay, schedule=cfg.schedule, seed=cfg.seed, ig_p=cfg.ig_p,
+                       loss=loss_config(cfg), precise_bn_images=cfg.precise_bn_images, amp=cfg.amp)
+
+
+def model_summary(model: nn.Module, shape) -> dict:
+    return {"params": count_params(model), "macs": count_macs(model, shape)}
+
+
+def compress(cfg: CompressConfig | dict | None = None, show_progress: bool = True, log=print,
+             teacher: nn.Module | None = None, student: nn.Module | None = None, data: Dataset | None = None) -> dict:
     """Run the whole compression job and return the report (also written to OUT/report.json)."""
+    cfg = as_config(cfg)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    with file_lock(out / ".compress.lock", wait=False, what=f"the run folder {out}"):
+        return _compress(cfg, out, show_progress, log, teacher, student, data)
+
+
+def _compress(cfg, out: Path, show_progress, log, teacher_module, student_module, data) -> dict:
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
     parts = parse_method(cfg.method)
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
+    losses = loss_config(cfg)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     device = pick_device(cfg.device)
     atomic_write_bytes(out / "config.toml", to_toml(cfg.to_dict()).encode())
 
     t = time.perf_counter()
-    data = load_dataset(cfg.data, show_progress=show_progress)
-    pool_idx, val_idx = training_pool(data, cfg)
-    train_idx = draw_from_pool(data, cfg, pool_idx)
-    train_set, val_set = data.train.subset(train_idx), data.train.subset(val_idx)
+    data = data if data is not None else load_run_data(cfg, show_progress)
+    splits = make_splits(data, cfg)
+    train_set = data.train.subset(splits.train)
     timings["data_s"] = round(time.perf_counter() - t, 2)
-    log(f"data: {data.name}, {len(train_idx)} train / {len(val_idx)} val / {len(data.test)} test images, "
-        f"{data.num_classes} classes")
+    log(f"data: {data.name}, {len(splits.train)} train / {len(splits.val_set)} val ({splits.val_source}) / "
+        f"{len(data.test)} test images, {data.num_classes} classes, {data.image_size[0]}×{data.image_size[1]}")
 
     t = time.perf_counter()
-    # A teacher trained here sees the whole training pool, so every Monte Carlo draw shares it.
-    teacher, teacher_info = get_teacher(cfg, data, pool_idx, val_idx, out, device, show_progress)
-    teacher_val = teacher_accuracy(teacher, "val", data.train, val_idx, data.mean, data.std, device)
+    student = build_student(cfg, data, student_module)
+    _check_classes(student.model, data, "cpu", "student", f"({student.arch})")
+    teacher, teacher_info = None, {}
+    if losses.needs_teacher or "ig" in parts:
+        # A teacher trained here sees the whole training pool, so every Monte Carlo draw shares it.
+        teacher, teacher_info = get_teacher(cfg, data, splits, out, device, show_progress, teacher_module)
+        teacher_info["val_acc"] = teacher_accuracy(teacher, "val", data.train if splits.val_idx is not None else data.val,
+                                                   splits.val_idx, data.mean, data.std, device)
+        log(f"teacher: {teacher_info['source']} — val {teacher_info['val_acc']:.2f}%")
     timings["teacher_s"] = round(time.perf_counter() - t, 2)
-    log(f"teacher: {teacher_info['source']} — val {teacher_val:.2f}%")
 
     ig_maps, ig_info = None, None
     if "ig" in parts:
         t = time.perf_counter()
         settings = IGSettings(n_steps=cfg.ig_steps, internal_batch_size=cfg.ig_internal_batch)
         # Maps for the whole training pool: Monte Carlo draws (train_fraction < 1) share one cache.
-        cache = precompute_ig(teacher, data.train.images, data.train.labels, pool_idx, out / "ig-cache",
+        cache = precompute_ig(teacher, data.train.images, data.train.labels, splits.pool, out / "ig-cache",
                               data.mean, data.std, settings, device=str(device), show_progress=show_progress)
-        cached_idx, ig_maps = cache.load()
-        if not np.array_equal(cached_idx, pool_idx):  # guarded by the manifest; a cheap second check
-            raise EdgekdError(f"IG cache {cache.dir} indexes other images", "delete it to recompute")
-        if len(train_idx) != len(pool_idx):
-            ig_maps = ig_maps[np.searchsorted(cached_idx, train_idx)]
+        cached_idx, maps = cache.load()
+        if not np.array_equal(cached_idx, splits.pool):  # guarded by the manifest; a cheap second check
+            raise EdgekdError(f"IG cache {cache.dir} indexes other images", f"delete {cache.dir} to recompute it")
+        rows = np.searchsorted(cached_idx, splits.train)
+        ig_maps = maps if len(rows) == len(cached_idx) else _Rows(maps, rows)
         manifest = cache.manifest()
         timings["ig_s"] = round(time.perf_counter() - t, 2)
-        ig_info = {"n_steps": cfg.ig_steps, "images": int(len(train_idx)), "cache": str(cache.dir),
+        ig_info = {"n_steps": cfg.ig_steps, "images": int(len(splits.train)), "cache": str(cache.dir),
                    "images_per_second": manifest.get("images_per_second"), "p": cfg.ig_p}
-        log(f"IG maps: {len(train_idx)} images, {cfg.ig_steps} steps ({ig_info['images_per_second']} img/s)")
+        log(f"IG maps: {len(splits.pool)} images, {cfg.ig_steps} steps ({ig_info['images_per_second']} img/s)")
 
+    pairs = attention_pairs(cfg, student.model, teacher, data) if losses.needs_features else None
+    if pairs:
+        log("attention transfer pairs (student ↔ teacher): " + ", ".join(f"{s} ↔ {t}" for s, t in pairs))
     t = time.perf_counter()
-    torch.manual_seed(cfg.seed)
-    student = create_model("student", cf=cfg.cf, num_classes=data.num_classes, early_width=cfg.early_width)
-    loss_cfg = LossConfig(kd="kd" in parts, at="at" in parts, alpha=cfg.alpha, temperature=cfg.temperature, gamma=cfg.gamma)
-    scfg = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, optimizer=cfg.optimizer,
-                       weight_decay=cfg.weight_decay, schedule=cfg.schedule, seed=cfg.seed, ig_p=cfg.ig_p, loss=loss_cfg,
-                       precise_bn_images=cfg.precise_bn_images)
-    result = train(student, train_set, val_set, data.mean, data.std, scfg,
-                   teacher=teacher if loss_cfg.needs_teacher else None, ig_maps=ig_maps,
+    result = train(student.model, train_set, splits.val_set, data.mean, data.std, student_train_config(cfg),
+                   teacher=teacher if losses.needs_teacher else None, ig_maps=ig_maps, at_pairs=pairs,
                    checkpoint=out / "student.ckpt", device=device, progress_label=f"student ({cfg.method})",
                    show_progress=show_progress)
     timings["student_s"] = round(time.perf_counter() - t, 2)
 
     # The test set is scored once, after model selection on validation.
-    student_test = evaluate(student, data.test, data.mean, data.std, device)
-    teacher_test = teacher_accuracy(teacher, "test", data.test, None, data.mean, data.std, device)
-    student = student.cpu()
-    teacher = teacher.cpu()
-    t_params, s_params = count_params(teacher), count_params(student)
+    student_test = evaluate(student.model, data.test, data.mean, data.std, device)
     shape = (1, 3, *data.image_size)
+    s_model = student.model.cpu()
+    s_sum = model_summary(s_model, shape)
     report = {
         "edgekd_version": __import__("edgekd").__version__,
         "method": cfg.method,
+        "losses": losses.active,
         "data": {"name": data.name, "provenance": data.train.provenance, "classes": list(data.classes),
-                 "train_images": int(len(train_idx)), "val_images": int(len(val_idx)), "test_images": len(data.test),
-                 "split_seed": cfg.split_seed, "val_fraction": cfg.val_fraction,
-                 "mean": list(data.mean), "std": list(data.std), "image_size": list(data.image_size)},
-        "teacher": {"arch": cfg.teacher_arch, "params": t_params, "macs": count_macs(teacher, shape),
-                    "val_acc": teacher_val, "test_acc": teacher_test,
-                    **{k: v for k, v in teacher_info.items() if k not in ("history", "settings")}},
-        "student": {"arch": "student", "config": student.config, "params": s_params,
-                    "macs": count_macs(student, shape), "val_acc": result.best_val_acc, "best_epoch": result.best_epoch,
-                    "test_acc": student_test, "history": result.history},
-        "compression_factor": round(t_params / s_params, 2),
-        "compute_ratio": round(count_macs(teacher, shape) / count_macs(student, shape), 2),
+                 "train_images": int(len(splits.train)), "val_images": int(len(splits.val_set)),
+                 "test_images": len(data.test), "validation": splits.val_source, "split_seed": cfg.split_seed,
+                 "val_fraction": cfg.val_fraction, "mean": list(data.mean), "std": list(data.std),
+                 "image_size": list(data.image_size)},
+        "student": {"arch": student.arch, "kwargs": student.kwargs, "config": dict(getattr(s_model, "config", {}) or {}),
+                    **s_sum, "val_acc": result.best_val_acc, "best_epoch": result.best_epoch, "test_acc": student_test,
+                    "history": result.history},
         "hyperparameters": {k: getattr(cfg, k) for k in ("epochs", "batch_size", "lr", "optimizer", "schedule",
                                                           "weight_decay", "alpha", "temperature", "gamma", "ig_p",
-                                                          "ig_steps", "cf", "early_width")},
+                                                          "ig_steps", "cf", "early_width", "amp", "loss_weights")},
+        "attention_pairs": pairs,
         "seed": cfg.seed,
         "ig": ig_info,
         "timings": timings,
@@ -211,38 +325,67 @@ def compress(cfg: CompressConfig, show_progress: bool = True, log=print) -> dict
         "versions": {"torch": torch.__version__, "python": platform.python_version()},
         "config": cfg.to_dict(),
     }
-    save_model(out / "student.pt", student, "student", student.config,
-               meta={"method": cfg.method, "val_acc": result.best_val_acc, "test_acc": student_test,
-                     "mean": list(data.mean), "std": list(data.std), "classes": list(data.classes)})
+    if teacher is not None:
+        teacher_test = teacher_accuracy(teacher, "test", data.test, None, data.mean, data.std, device)
+        t_sum = model_summary(teacher.cpu(), shape)
+        report["teacher"] = {**{k: v for k, v in teacher_info.items() if k not in ("history", "settings")},
+                             **t_sum, "test_acc": teacher_test}
+        report["compression_factor"] = round(t_sum["params"] / s_sum["params"], 2)
+        report["compute_ratio"] = round(t_sum["macs"] / s_sum["macs"], 2)
+    save_model(out / "student.pt", s_model, student.arch if student.kind != "python" else "python-object",
+               dict(getattr(s_model, "config", None) or student.kwargs),
+               meta={"role": "student", "method": cfg.method, "val_acc": result.best_val_acc, "test_acc": student_test,
+                     "mean": list(data.mean), "std": list(data.std), "classes": list(data.classes),
+                     "image_size": list(data.image_size), "data": data.name,
+                     "validation": splits.val_source,
+                     "val_indices": None if splits.val_idx is None else splits.val_idx.tolist()})
     timings["total_s"] = round(time.perf_counter() - t_start, 2)
     write_json(out / "report.json", report)
-    log(f"student ({cfg.method}, {report['compression_factor']}× fewer parameters): "
-        f"val {result.best_val_acc:.2f}%, test {student_test:.2f}% (teacher test {teacher_test:.2f}%)")
+    ratio = f", {report['compression_factor']}× fewer parameters than the teacher" if teacher is not None else ""
+    log(f"student ({student.arch}, {cfg.method}{ratio}): val {result.best_val_acc:.2f}%, test {student_test:.2f}%"
+        + (f" (teacher test {report['teacher']['test_acc']:.2f}%)" if teacher is not None else ""))
 
     if cfg.export:
-        from edgekd.convert.pipeline import export_from_report
+        from edgekd.convert.pipeline import export_run
 
         t = time.perf_counter()
-        report["export"] = export_from_report(out, report, data, cfg, log=log, student=student)
+        report["export"] = export_run(out, report, data, splits, cfg, s_model, log=log)
         timings["export_s"] = round(time.perf_counter() - t, 2)
         timings["total_s"] = round(time.perf_counter() - t_start, 2)
         write_json(out / "report.json", report)
     return report
 
 
-def train_teacher(cfg: CompressConfig, show_progress: bool = True) -> dict:
-    """Only the teacher stage of ``compress``: OUT/teacher.pt, evaluated on validation."""
+class _Rows:
+    """Rows ``rows`` of a (memory-mapped) array, gathered only when indexed."""
+
+    def __init__(self, base, rows):
+        self.base, self.rows = base, np.asarray(rows)
+
+    def __len__(self):
+        return len(self.rows)
+
+    def __getitem__(self, idx):
+        return self.base[self.rows[idx]]
+
+
+def train_teacher(cfg: CompressConfig | dict, show_progress: bool = True) -> dict:
+    """Only the teacher stage of ``compress``: OUT/teacher.pt, scored on validation (and the test set once)."""
+    cfg = as_config(cfg)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    device = pick_device(cfg.device)
-    data = load_dataset(cfg.data, show_progress=show_progress)
-    train_idx, val_idx = training_pool(data, cfg)
-    teacher, info = get_teacher(CompressConfig(**{**cfg.to_dict(), "teacher": ""}), data, train_idx, val_idx, out,
-                                device, show_progress)
-    info["val_acc"] = evaluate(teacher, data.train.subset(val_idx), data.mean, data.std, device)
-    return info
+    with file_lock(out / ".compress.lock", wait=False, what=f"the run folder {out}"):
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        device = pick_device(cfg.device)
+        data = load_run_data(cfg, show_progress)
+        splits = make_splits(data, cfg)
+        from dataclasses import replace
+
+        teacher, info = get_teacher(replace(cfg, teacher=""), data, splits, out, device, show_progress)
+        info["val_acc"] = evaluate(teacher, splits.val_set, data.mean, data.std, device)
+        info["test_acc"] = teacher_accuracy(teacher, "test", data.test, None, data.mean, data.std, device)
+        return info
 
 
 def load_report(out: str | Path) -> dict:

@@ -1,14 +1,19 @@
 """The training loop: plain PyTorch, one function, read top to bottom.
 
-It trains teachers (cross-entropy only) and students (any mix of KD, attention
-transfer and IG overlay). Model selection uses the validation split only; the caller
-scores the test set once, after training. A checkpoint is written atomically after
-every epoch and ``resume=True`` continues from it with the same data order.
+It trains teachers and students alike: any ``nn.Module`` whose ``forward`` returns
+logits. Students may mix any registered losses (``edgekd.distill.losses``); teacher
+logits always come from ``teacher(x)`` and intermediate features from forward hooks on
+declared module paths. Model selection uses the validation split only; the caller scores
+the test set once, after training. A checkpoint is written atomically after every epoch
+and a run with the same settings resumes from it exactly.
+
+Small named helpers feed the loop: ``get_batch`` (gather + augment + IG overlay),
+``make_optimizer`` / ``lr_factor`` (optimiser and schedule), ``evaluate`` and
+``recompute_bn_stats``.
 """
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import math
@@ -22,10 +27,10 @@ from torch import nn
 
 from edgekd.data.dataset import ImageSet
 from edgekd.data.transforms import normalize, random_crop_flip, to_float
-from edgekd.distill.losses import LossConfig, distillation_loss
+from edgekd.distill.losses import LossConfig, LossInputs, total_loss
 from edgekd.distill.overlay import overlay_ig
 from edgekd.errors import EdgekdError
-from edgekd.models.student import forward_with_features
+from edgekd.models.features import FeatureTaps
 from edgekd.utils.io import atomic_write
 
 
@@ -34,21 +39,31 @@ class TrainConfig:
     epochs: int = 10
     batch_size: int = 64
     lr: float = 1e-3
-    optimizer: str = "adam"  # adam | sgd
+    optimizer: str = "adam"  # adam | sgd (Nesterov)
     momentum: float = 0.9
     weight_decay: float = 0.0
-    schedule: str = "cosine"  # cosine | constant
+    norm_bias_lr_scale: float = 1.0  # BatchNorm shifts learn this much faster (airbench: 64)
+    schedule: str = "cosine"  # cosine | constant | triangle
+    triangle: tuple[float, float, float] = (0.2, 0.23, 0.07)  # start factor, peak position, end factor
     seed: int = 0
+    label_smoothing: float = 0.0
+    crop_pad: int = 4
+    pad_mode: str = "constant"  # constant (zeros) | reflect
+    flip: str = "random"  # random | alternating (each image flipped every other epoch) | none
+    lookahead: bool = False  # airbench's lookahead EMA of the weights, merged at the end
+    amp: str = "off"  # off | bf16 (autocast); see pick_amp
+    freeze_after: dict = field(default_factory=dict)  # parameter name → epochs it trains, then frozen
     ig_p: float = 0.1  # fraction of images overlaid with their IG map (when maps are given)
     ig_power: tuple[float, float] = (1.0, 2.0)
     # Recompute BatchNorm statistics on this many training images before each validation.
     # In short schedules the running averages lag far behind the weights (seen here: 9 % in
     # eval mode vs 34 % with recomputed statistics after 2 epochs on digits).
     precise_bn_images: int = 2048
+    eval_every: int = 1  # validate every N epochs (and always after the last)
     loss: LossConfig = field(default_factory=LossConfig)
 
     def fingerprint(self) -> str:
-        return hashlib.sha1(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
+        return hashlib.sha1(json.dumps(asdict(self), sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
 @dataclass
@@ -64,33 +79,86 @@ def pick_device(requested: str = "auto") -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if requested.startswith("cuda") and not torch.cuda.is_available():
         raise EdgekdError("CUDA was requested but no GPU is visible", "use --device cpu")
-    return torch.device(requested)
+    try:
+        return torch.device(requested)
+    except RuntimeError:
+        raise EdgekdError(f"unknown device {requested!r}", "use auto, cpu or cuda") from None
+
+
+def cpu_has_bf16() -> bool:
+    """AVX-512-BF16 or AMX: where oneDNN runs bf16 convolutions natively (about 2× fp32 here)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def pick_amp(requested: str, device: torch.device) -> str:
+    if requested not in ("off", "bf16", "auto"):
+        raise EdgekdError(f"unknown amp setting {requested!r}", "use off, bf16 or auto")
+    if requested == "auto":
+        if device.type == "cuda":
+            return "bf16" if torch.cuda.is_bf16_supported() else "off"
+        return "bf16" if cpu_has_bf16() else "off"
+    return requested
+
+
+def _autocast(device: torch.device, amp: str):
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp == "bf16")
+
+
+def _to_input(images_uint8, mean, std, device) -> torch.Tensor:
+    # memory-mapped splits are read-only; torch wants a writable buffer
+    x = normalize(to_float(torch.from_numpy(np.require(images_uint8, requirements=["C", "W"]))), mean, std)
+    return x.to(device).contiguous(memory_format=torch.channels_last)
+
+
+def tta_logits(model: nn.Module, x: torch.Tensor, level: int) -> torch.Tensor:
+    """Test-time augmentation: 0 none, 1 mean over the image and its mirror, 2 also ±1 px translations."""
+    if level == 0:
+        return model(x)
+
+    def mirror(t):
+        return 0.5 * model(t) + 0.5 * model(t.flip(-1))
+
+    logits = mirror(x)
+    if level == 1:
+        return logits
+    padded = nn.functional.pad(x, (1, 1, 1, 1), mode="reflect")
+    h, w = x.shape[-2:]
+    shifted = 0.5 * mirror(padded[..., :h, :w]) + 0.5 * mirror(padded[..., 2:, 2:])
+    return 0.5 * logits + 0.5 * shifted
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, data: ImageSet, mean, std, device="cpu", batch_size: int = 500) -> float:
-    """Top-1 accuracy in percent on un-augmented images."""
+def predict(model: nn.Module, data: ImageSet, mean, std, device="cpu", batch_size: int = 500, tta: int = 0,
+            amp: str = "off") -> np.ndarray:
+    """Logits for every image, streamed in batches (never the whole split at once)."""
     model.eval()
-    correct = 0
-    for lo in range(0, len(data), batch_size):
-        x = normalize(to_float(torch.from_numpy(data.images[lo : lo + batch_size])), mean, std).to(device)
-        y = torch.from_numpy(data.labels[lo : lo + batch_size]).to(device)
-        correct += (model(x).argmax(1) == y).sum().item()
-    return 100.0 * correct / max(1, len(data))
-
-
-@torch.no_grad()
-def predict(model: nn.Module, data: ImageSet, mean, std, device="cpu", batch_size: int = 500) -> np.ndarray:
-    model.eval()
+    device = torch.device(device)
     out = []
-    for lo in range(0, len(data), batch_size):
-        x = normalize(to_float(torch.from_numpy(data.images[lo : lo + batch_size])), mean, std).to(device)
-        out.append(model(x).float().cpu().numpy())
+    for images, _ in data.batches(batch_size):
+        with _autocast(device, amp):
+            out.append(tta_logits(model, _to_input(images, mean, std, device), tta).float().cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
 
 @torch.no_grad()
-def recompute_bn_stats(model: nn.Module, data: ImageSet, mean, std, n_images: int, device="cpu", batch_size: int = 128):
+def evaluate(model: nn.Module, data: ImageSet, mean, std, device="cpu", batch_size: int = 500, tta: int = 0,
+             amp: str = "off") -> float:
+    """Top-1 accuracy in percent on un-augmented images."""
+    if len(data) == 0:
+        return float("nan")
+    logits = predict(model, data, mean, std, device, batch_size, tta, amp)
+    if not np.isfinite(logits).all():
+        raise EdgekdError("the model outputs NaN or infinite values", "its weights are broken: retrain it")
+    return 100.0 * float((logits.argmax(1) == data.labels).mean())
+
+
+@torch.no_grad()
+def recompute_bn_stats(model: nn.Module, data: ImageSet, mean, std, n_images: int, device="cpu", batch_size: int = 128,
+                       amp: str = "off"):
     """Replace BatchNorm running statistics by exact averages over ``n_images`` training images."""
     bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if not bns or n_images <= 0:
@@ -102,28 +170,95 @@ def recompute_bn_stats(model: nn.Module, data: ImageSet, mean, std, n_images: in
     model.train()
     # A fixed random sample: image files are often stored class by class.
     pick = np.sort(np.random.default_rng(0).permutation(len(data))[: min(n_images, len(data))])
+    device = torch.device(device)
     for lo in range(0, len(pick), batch_size):
-        x = normalize(to_float(torch.from_numpy(data.images[pick[lo : lo + batch_size]])), mean, std)
-        model(x.to(device).contiguous(memory_format=torch.channels_last))
+        with _autocast(device, amp):
+            model(_to_input(data.images[pick[lo : lo + batch_size]], mean, std, device))
     for m, mom in zip(bns, saved):
         m.momentum = mom
     model.eval()
 
 
-def _make_optimizer(model: nn.Module, cfg: TrainConfig, steps_total: int):
+def _param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict]:
+    norm_types = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm)
+    norm_params = {id(p) for m in model.modules() if isinstance(m, norm_types) for p in m.parameters(recurse=False)}
+    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    norm = [p for _, p in trainable if id(p) in norm_params]
+    other = [p for _, p in trainable if id(p) not in norm_params]
+    if cfg.norm_bias_lr_scale == 1.0:
+        return [{"params": norm + other, "lr": cfg.lr, "weight_decay": cfg.weight_decay}]
+    scale = cfg.norm_bias_lr_scale
+    # weight decay per step stays lr·wd: the faster-learning group gets proportionally less decay
+    return [{"params": norm, "lr": cfg.lr * scale, "weight_decay": cfg.weight_decay / scale},
+            {"params": other, "lr": cfg.lr, "weight_decay": cfg.weight_decay}]
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    groups = _param_groups(model, cfg)
     if cfg.optimizer == "adam":
-        opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    elif cfg.optimizer == "sgd":
-        opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, nesterov=True)
-    else:
-        raise EdgekdError(f"unknown optimizer {cfg.optimizer!r}", "use adam or sgd")
+        return torch.optim.Adam(groups, lr=cfg.lr)
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.momentum > 0)
+    raise EdgekdError(f"unknown optimizer {cfg.optimizer!r}", "use adam or sgd")
+
+
+def lr_factor(cfg: TrainConfig, step: int, total: int) -> float:
+    """The schedule's multiplier of the base learning rate at ``step`` of ``total``."""
+    x = min(step, total) / max(1, total)
     if cfg.schedule == "cosine":
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, steps_total) / steps_total)))
-    elif cfg.schedule == "constant":
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0)
-    else:
-        raise EdgekdError(f"unknown schedule {cfg.schedule!r}", "use cosine or constant")
-    return opt, sched
+        return 0.5 * (1 + math.cos(math.pi * x))
+    if cfg.schedule == "constant":
+        return 1.0
+    if cfg.schedule == "triangle":
+        start, peak, end = cfg.triangle
+        return start + (1 - start) * x / peak if x < peak else 1 + (end - 1) * (x - peak) / (1 - peak)
+    raise EdgekdError(f"unknown schedule {cfg.schedule!r}", "use cosine, constant or triangle")
+
+
+def get_batch(train_set: ImageSet, idx: np.ndarray, cfg: TrainConfig, generator: torch.Generator, epoch: int,
+              flip_bits: np.ndarray | None, ig_maps=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gather a batch, crop and flip it (its IG maps move with it) and overlay maps on a fraction ``ig_p``.
+
+    Returns images in [0, 1] (B, 3, H, W) and labels."""
+    x = to_float(torch.from_numpy(np.require(train_set.images[idx], requirements=["C", "W"])))
+    y = torch.from_numpy(train_set.labels[idx])
+    flip = None
+    if cfg.flip == "none":
+        flip = torch.zeros(len(idx), dtype=torch.bool)
+    elif cfg.flip == "alternating":
+        flip = torch.from_numpy((flip_bits[idx] + epoch) % 2 == 1)
+    if ig_maps is not None:
+        m = torch.from_numpy(np.asarray(ig_maps[idx], dtype=np.float32)).unsqueeze(1)
+        x, m = random_crop_flip(x, m, pad=cfg.crop_pad, generator=generator, mode=cfg.pad_mode, flip=flip)
+        x, _ = overlay_ig(x, m, cfg.ig_p, cfg.ig_power, generator=generator)
+    elif cfg.crop_pad or cfg.flip != "none":
+        x = random_crop_flip(x, pad=cfg.crop_pad, generator=generator, mode=cfg.pad_mode, flip=flip)
+    return x, y
+
+
+class _Lookahead:
+    """airbench's lookahead: every 5 steps the weights move to an EMA of themselves, which they then continue from."""
+
+    def __init__(self, model: nn.Module):
+        self.ema = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    def update(self, model: nn.Module, decay: float) -> None:
+        with torch.no_grad():
+            for k, v in model.state_dict().items():
+                if v.dtype.is_floating_point:
+                    self.ema[k].lerp_(v, 1 - decay)
+                    v.copy_(self.ema[k])
+
+
+def _check_finite(loss: torch.Tensor, epoch: int, step: int, model: nn.Module) -> None:
+    if torch.isfinite(loss):
+        return
+    bad = [n for n, p in model.named_parameters() if not torch.isfinite(p).all()]
+    if bad:
+        raise EdgekdError(f"the model's weights became NaN/inf at epoch {epoch + 1} ({bad[0]} …)",
+                          "lower the learning rate (--lr)")
+    raise EdgekdError(f"loss became {loss.item()} at epoch {epoch + 1}, step {step + 1} while the weights are finite",
+                      "check the inputs: IG maps or images may hold NaN/inf; recompute the IG cache")
 
 
 def train(
@@ -134,7 +269,8 @@ def train(
     std,
     cfg: TrainConfig,
     teacher: nn.Module | None = None,
-    ig_maps: np.ndarray | None = None,
+    ig_maps=None,
+    at_pairs: list[tuple[str, str]] | None = None,
     checkpoint: str | Path | None = None,
     resume: bool = True,
     device: str | torch.device = "cpu",
@@ -144,109 +280,140 @@ def train(
     """Train ``model`` in place and leave it holding the weights of its best validation epoch.
 
     ``ig_maps[i]`` is the IG map of ``train_set.images[i]`` (same order), or None.
+    ``at_pairs`` are (student module path, teacher module path) for attention transfer.
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     device = torch.device(device)
+    amp = pick_amp(cfg.amp, device)
     if cfg.loss.needs_teacher and teacher is None:
-        raise EdgekdError("KD / attention transfer need a teacher")
-    at_layers = model.attention_layers() if cfg.loss.at else []
-    # channels_last runs MobileNet's depthwise convolutions ~1.7x faster on CPU (measured here).
+        raise EdgekdError(f"the losses {', '.join(cfg.loss.active)} need a teacher")
+    if cfg.loss.needs_features and not at_pairs:
+        raise EdgekdError("attention transfer needs (student, teacher) module pairs", "pass at_pairs")
+    if ig_maps is not None and len(ig_maps) != len(train_set):
+        raise EdgekdError(f"{len(ig_maps)} IG maps for {len(train_set)} training images")
+    if cfg.flip not in ("random", "alternating", "none") or cfg.pad_mode not in ("constant", "reflect"):
+        raise EdgekdError(f"unknown augmentation flip={cfg.flip!r} pad_mode={cfg.pad_mode!r}",
+                          "flip: random | alternating | none; pad_mode: constant | reflect")
+    pairs = at_pairs if cfg.loss.needs_features else []
+    # channels_last runs convolutions ~1.6x faster on CPU (measured here, benchmarks/teacher.md).
     model.to(device, memory_format=torch.channels_last)
     if teacher is not None:
         teacher.to(device, memory_format=torch.channels_last).eval()
+    s_taps = FeatureTaps(model, [s for s, _ in pairs], "student")
+    t_taps = FeatureTaps(teacher, [t for _, t in pairs], "teacher") if teacher is not None else None
 
     n = len(train_set)
     steps_per_epoch = math.ceil(n / cfg.batch_size)
-    opt, sched = _make_optimizer(model, cfg, cfg.epochs * steps_per_epoch)
+    total_steps = cfg.epochs * steps_per_epoch
+    opt = make_optimizer(model, cfg)
+    base_lrs = [g["lr"] for g in opt.param_groups]
     gen = torch.Generator().manual_seed(cfg.seed)
     torch.manual_seed(cfg.seed)
+    flip_bits = np.random.default_rng(cfg.seed).integers(0, 2, n) if cfg.flip == "alternating" else None
+    lookahead = _Lookahead(model) if cfg.lookahead else None
     history: list[dict] = []
     best_val, best_epoch, best_state, start_epoch = -1.0, -1, None, 0
 
     ckpt = Path(checkpoint) if checkpoint else None
     if ckpt is not None and ckpt.exists() and resume:
-        state = torch.load(ckpt, map_location="cpu", weights_only=True)
+        state = _read_checkpoint(ckpt)
         if state.get("config") != cfg.fingerprint():
-            raise EdgekdError(
-                f"checkpoint {ckpt} belongs to a run with other settings",
-                "use the same settings to resume, or delete the checkpoint / use another --out",
-            )
+            raise EdgekdError(f"checkpoint {ckpt} belongs to a run with other settings",
+                              "use the same settings to resume, or delete the checkpoint / use another --out")
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
         gen.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
+        if lookahead is not None:
+            lookahead.ema = state["lookahead"]
         history, best_val, best_epoch = json.loads(state["history"]), state["best_val"], state["best_epoch"]
         best_state, start_epoch = state["best_model"], state["epoch"] + 1
+    elif hasattr(model, "init_whitening"):
+        # airbench-style nets set their first layer from the training images' patch statistics
+        sample = np.random.default_rng(cfg.seed).permutation(n)[: min(n, 5000)]
+        model.init_whitening(_to_input(train_set.images[np.sort(sample)], mean, std, "cpu").to(device))
+        if lookahead is not None:
+            lookahead = _Lookahead(model)
 
-    images = torch.from_numpy(train_set.images)
-    labels = torch.from_numpy(train_set.labels)
-    maps = torch.from_numpy(np.array(ig_maps, dtype=np.float32)) if ig_maps is not None else None
     started = time.perf_counter()
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
                TimeElapsedColumn(), TimeRemainingColumn())
-    with Progress(*columns, disable=not show_progress) as progress:
-        task = progress.add_task(progress_label, total=cfg.epochs * steps_per_epoch,
-                                 completed=start_epoch * steps_per_epoch, info="")
-        for epoch in range(start_epoch, cfg.epochs):
-            model.train()
-            order = torch.randperm(n, generator=gen)
-            sums: dict[str, float] = {}
-            for step in range(steps_per_epoch):
-                idx = order[step * cfg.batch_size : (step + 1) * cfg.batch_size]
-                x = to_float(images[idx])
-                y = labels[idx]
-                if maps is not None:
-                    # The map gets its image's crop and flip, then is blended in [0, 1] space.
-                    x, m = random_crop_flip(x, maps[idx].unsqueeze(1), generator=gen)
-                    x, _ = overlay_ig(x, m, cfg.ig_p, cfg.ig_power, generator=gen)
-                else:
-                    x = random_crop_flip(x, generator=gen)
-                x = normalize(x, mean, std).to(device).contiguous(memory_format=torch.channels_last)
-                y = y.to(device)
+    try:
+        with Progress(*columns, disable=not show_progress) as progress:
+            task = progress.add_task(progress_label, total=total_steps, completed=start_epoch * steps_per_epoch, info="")
+            for epoch in range(start_epoch, cfg.epochs):
+                for name, p in model.named_parameters():
+                    if name in cfg.freeze_after:
+                        p.requires_grad_(epoch < cfg.freeze_after[name])
+                model.train()
+                order = torch.randperm(n, generator=gen).numpy()
+                sums: dict[str, float] = {}
+                for step in range(steps_per_epoch):
+                    global_step = epoch * steps_per_epoch + step
+                    for g, base in zip(opt.param_groups, base_lrs):
+                        g["lr"] = base * lr_factor(cfg, global_step, total_steps)
+                    x, y = get_batch(train_set, order[step * cfg.batch_size : (step + 1) * cfg.batch_size], cfg, gen,
+                                     epoch, flip_bits, ig_maps)
+                    x = normalize(x, mean, std).to(device).contiguous(memory_format=torch.channels_last)
+                    y = y.to(device)
+                    with _autocast(device, amp):
+                        logits = model(x)
+                        t_logits = None
+                        if teacher is not None:
+                            with torch.no_grad():
+                                t_logits = teacher(x)
+                    inputs = LossInputs(y, logits, t_logits, s_taps.take() if pairs else [],
+                                        t_taps.take() if pairs else [])
+                    loss, parts = total_loss(cfg.loss, inputs)
+                    _check_finite(loss, epoch, step, model)
 
-                logits, feats = forward_with_features(model, x, at_layers)
-                t_logits = t_feats = None
-                if teacher is not None:
-                    with torch.no_grad():
-                        t_logits, t_feats = forward_with_features(teacher, x, at_layers)
-                loss, parts = distillation_loss(cfg.loss, y, logits, t_logits, feats, t_feats)
-                if not torch.isfinite(loss):
-                    raise EdgekdError(f"loss became {loss.item()} at epoch {epoch + 1}", "lower the learning rate (--lr)")
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+                    if lookahead is not None and (global_step + 1) % 5 == 0:
+                        lookahead.update(model, 0.95**5 * ((global_step + 1) / total_steps) ** 3)
+                    for k, v in parts.items():
+                        sums[k] = sums.get(k, 0.0) + v
+                    progress.update(task, advance=1, info=f"epoch {epoch + 1}/{cfg.epochs} loss {loss.item():.3f}")
 
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sched.step()
-                for k, v in parts.items():
-                    sums[k] = sums.get(k, 0.0) + v
-                progress.update(task, advance=1, info=f"epoch {epoch + 1}/{cfg.epochs} loss {loss.item():.3f}")
-
-            recompute_bn_stats(model, train_set, mean, std, cfg.precise_bn_images, device)
-            val_acc = evaluate(model, val_set, mean, std, device)
-            record = {"epoch": epoch + 1, "val_acc": val_acc, "lr": sched.get_last_lr()[0],
-                      **{f"train_{k}": v / steps_per_epoch for k, v in sums.items()},
-                      "seconds": round(time.perf_counter() - started, 1)}
-            history.append(record)
-            if val_acc > best_val:
-                best_val, best_epoch = val_acc, epoch + 1
-                best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-            progress.update(task, info=f"epoch {epoch + 1}/{cfg.epochs} val {val_acc:.2f}% (best {best_val:.2f}%)")
-            if ckpt is not None:
-                state = {
-                    "config": cfg.fingerprint(), "epoch": epoch, "model": model.state_dict(),
-                    "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "generator": gen.get_state(),
-                    "torch_rng": torch.get_rng_state(), "history": json.dumps(history), "best_val": best_val,
-                    "best_epoch": best_epoch, "best_model": best_state,
-                }
-                atomic_write(ckpt, lambda tmp: torch.save(state, tmp))
-
+                last = epoch + 1 == cfg.epochs
+                if lookahead is not None and last:
+                    lookahead.update(model, 1.0)
+                record = {"epoch": epoch + 1, "lr": opt.param_groups[-1]["lr"],
+                          **{f"train_{k}": v / steps_per_epoch for k, v in sums.items()},
+                          "seconds": round(time.perf_counter() - started, 1)}
+                if last or (epoch + 1) % max(1, cfg.eval_every) == 0:
+                    recompute_bn_stats(model, train_set, mean, std, cfg.precise_bn_images, device, amp=amp)
+                    val_acc = evaluate(model, val_set, mean, std, device, amp=amp)
+                    record["val_acc"] = val_acc
+                    if val_acc > best_val:
+                        best_val, best_epoch = val_acc, epoch + 1
+                        best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+                    progress.update(task, info=f"epoch {epoch + 1}/{cfg.epochs} val {val_acc:.2f}% (best {best_val:.2f}%)")
+                history.append(record)
+                if ckpt is not None:
+                    state = {
+                        "config": cfg.fingerprint(), "epoch": epoch, "model": model.state_dict(),
+                        "optimizer": opt.state_dict(), "generator": gen.get_state(),
+                        "torch_rng": torch.get_rng_state(), "history": json.dumps(history), "best_val": best_val,
+                        "best_epoch": best_epoch, "best_model": best_state,
+                        "lookahead": lookahead.ema if lookahead is not None else {},
+                    }
+                    atomic_write(ckpt, lambda tmp: torch.save(state, tmp))
+    finally:  # an interrupted run must not leave hooks on the user's models
+        s_taps.remove()
+        if t_taps is not None:
+            t_taps.remove()
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
     return TrainResult(best_val, best_epoch, history, round(time.perf_counter() - started, 2))
 
 
-def clone_model(model: nn.Module) -> nn.Module:
-    return copy.deepcopy(model)
+def _read_checkpoint(path: Path) -> dict:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - a truncated or foreign file
+        raise EdgekdError(f"the checkpoint {path} is unreadable ({type(exc).__name__})",
+                          "delete it to start that stage again (finished stages are kept)") from None

@@ -6,44 +6,26 @@ import torch
 from torch import nn
 
 
-def count_params(model: nn.Module, trainable_only: bool = True) -> int:
+def count_params(model: nn.Module, trainable_only: bool = False) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
 @torch.no_grad()
 def count_macs(model: nn.Module, input_shape: tuple[int, ...] = (1, 3, 32, 32)) -> int:
-    """Multiply-accumulates of conv and linear layers for one image (hooks, one forward)."""
-    total = 0
+    """Multiply-accumulates of convolutions and matrix products for one image.
 
-    def conv_hook(m: nn.Conv2d, _inp, out):
-        nonlocal total
-        k = m.kernel_size[0] * m.kernel_size[1] * (m.in_channels // m.groups)
-        total += out.shape[1] * out.shape[2] * out.shape[3] * k
+    Counted by torch's own operator-level FLOP counter (any module: eager, TorchScript,
+    torch.export), halved (one MAC = two FLOPs).
+    """
+    from torch.utils.flop_counter import FlopCounterMode
 
-    def conv_t_hook(m: nn.ConvTranspose2d, inp, _out):
-        nonlocal total
-        x = inp[0]
-        k = m.kernel_size[0] * m.kernel_size[1] * (m.out_channels // m.groups)
-        total += x.shape[1] * x.shape[2] * x.shape[3] * k
-
-    def linear_hook(m: nn.Linear, _inp, out):
-        nonlocal total
-        total += m.in_features * m.out_features
-
-    hooks = []
-    for m in model.modules():
-        if isinstance(m, nn.Conv2d):
-            hooks.append(m.register_forward_hook(conv_hook))
-        elif isinstance(m, nn.ConvTranspose2d):
-            hooks.append(m.register_forward_hook(conv_t_hook))
-        elif isinstance(m, nn.Linear):
-            hooks.append(m.register_forward_hook(linear_hook))
     was_training = model.training
     model.eval()
     try:
-        model(torch.zeros(input_shape))
+        p = next(iter(model.parameters()), None)
+        x = torch.zeros((1, *tuple(input_shape)[1:]), device=p.device if p is not None else "cpu")
+        with FlopCounterMode(display=False) as counter:
+            model(x)
     finally:
         model.train(was_training)
-        for h in hooks:
-            h.remove()
-    return total
+    return int(counter.get_total_flops() // 2)

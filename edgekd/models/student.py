@@ -1,25 +1,30 @@
-"""Students: the first blocks of an (untrained) MobileNetV2, then pool + linear.
+"""The paper's students: the first blocks of an (untrained) MobileNetV2, then pool + linear.
 
-The compression factor (CF) is teacher parameters ÷ student parameters. Removing the
-last L feature modules gives the reference table below; ``create_model("student",
-cf=4.12)`` picks the nearest entry. ``early_width`` < 1 thins the stem and the first
-``early_blocks`` blocks, which run at 32×32 and dominate compute: truncation alone
-removes parameters (late, 4×4 blocks) but keeps most multiply-accumulates.
+The compression factor (CF) is the CIFAR MobileNetV2's parameters ÷ the student's.
+Removing the last L feature modules gives the reference table below;
+``create_model("student", cf=4.12)`` picks the nearest entry. ``early_width`` < 1 thins
+the stem and the first ``early_blocks`` blocks, which run at 32×32 and dominate compute:
+truncation alone removes parameters (late, 4×4 blocks) but keeps most multiply-accumulates.
+
+The head is ``classifier = Sequential(Dropout, Linear)`` as in the reference code, so the
+authors' published students load unchanged; their other key layout
+(``front_layers.* / middle_layer / end_layers.*``) is mapped by :func:`checkpoint_filter_fn`.
 """
 
 from __future__ import annotations
 
 import math
+import re
 
 import torch
 from torch import nn
 
 from edgekd.errors import EdgekdError
-from edgekd.models.mobilenetv2 import build_features, init_weights
+from edgekd.models.mobilenetv2 import CIFAR_MEAN, CIFAR_STD, STAGE_ENDS, build_features, init_weights
 from edgekd.models.registry import register_model
 
-TEACHER_PARAMS = 2_236_682
-# removed modules L → (student params, CF) for the 10-class CIFAR MobileNetV2.
+TEACHER_PARAMS = 2_236_682  # the 10-class CIFAR MobileNetV2 the table is relative to
+# removed modules L → (student params, CF) for 10 classes.
 REFERENCE_TABLE = {
     3: (1_019_402, 2.19),
     5: (543_498, 4.12),
@@ -30,13 +35,11 @@ REFERENCE_TABLE = {
     15: (16_042, 139.43),
     17: (1_994, 1121.71),
 }
-# Indices of the feature modules that end a resolution stage (attention-transfer taps).
-STAGE_ENDS = (1, 3, 6, 10, 13, 16, 17)
 
 
 def blocks_for_cf(cf: float) -> int:
     """Number of removed modules whose compression factor is nearest ``cf`` (log scale)."""
-    if not (isinstance(cf, (int, float)) and math.isfinite(cf) and cf >= 1.0):
+    if isinstance(cf, bool) or not (isinstance(cf, (int, float)) and math.isfinite(cf) and cf >= 1.0):
         raise EdgekdError(f"impossible compression factor {cf!r}", "use a number ≥ 1, e.g. 4.12")
     best = min(REFERENCE_TABLE, key=lambda L: abs(math.log(REFERENCE_TABLE[L][1] / cf)))
     got = REFERENCE_TABLE[best][1]
@@ -50,63 +53,76 @@ def blocks_for_cf(cf: float) -> int:
 
 
 class Student(nn.Module):
-    def __init__(
-        self,
-        blocks_removed: int = 5,
-        num_classes: int = 10,
-        early_width: float = 1.0,
-        early_blocks: int = 6,
-    ):
+    def __init__(self, blocks_removed: int = 5, num_classes: int = 10, early_width: float = 1.0,
+                 early_blocks: int = 6, dropout: float = 0.2):
         super().__init__()
         if not 1 <= blocks_removed <= 18:
-            raise EdgekdError(
-                f"blocks_removed={blocks_removed} is impossible", "MobileNetV2 has 19 feature modules: use 1…18"
-            )
+            raise EdgekdError(f"blocks_removed={blocks_removed} is impossible",
+                              "MobileNetV2 has 19 feature modules: use 1…18")
         features, channels = build_features(early_width=early_width, early_blocks=early_blocks)
         self.features = features[:-blocks_removed]
-        self.classifier = nn.Linear(channels[: -blocks_removed][-1], num_classes)
+        self.num_features = channels[:-blocks_removed][-1]
+        self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(self.num_features, num_classes))
         self.blocks_removed = blocks_removed
-        self.config = {
-            "blocks_removed": blocks_removed,
-            "num_classes": num_classes,
-            "early_width": early_width,
-            "early_blocks": early_blocks,
-        }
+        self.config = {"blocks_removed": blocks_removed, "num_classes": num_classes, "early_width": early_width,
+                       "early_blocks": early_blocks, "dropout": dropout}
         init_weights(self)
 
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1)
+        return x if pre_logits else self.classifier(x)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.features(x)
-        return self.classifier(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
+        return self.forward_head(self.forward_features(x))
 
-    def attention_layers(self) -> list[int]:
-        """Stage-end modules this student still has (shared with the teacher)."""
-        return [i for i in STAGE_ENDS if i < len(self.features)]
+    def feature_taps(self) -> list[str]:
+        """Stage-end modules this student still has; the teacher has the same names (the paper's AT)."""
+        return [f"features.{i}" for i in STAGE_ENDS if i < len(self.features)]
+
+    @staticmethod
+    def checkpoint_filter_fn(state: dict, model: "Student") -> dict:
+        return checkpoint_filter_fn(state, model)
 
 
-@register_model("student")
-def student(
-    cf: float | None = None,
-    blocks_removed: int | None = None,
-    num_classes: int = 10,
-    early_width: float = 1.0,
-    early_blocks: int = 6,
-    **_,
-) -> Student:
+def checkpoint_filter_fn(state: dict, model: nn.Module | None = None) -> dict:
+    """Map the reference repository's layouts onto ``features.<i>`` / ``classifier.1``.
+
+    The authors saved their students either as ``features.*`` or split into
+    ``front_layers.<i>``, one ``middle_layer`` and ``end_layers.<j>`` (in that order), and
+    edgekd ≤ 0.1 saved the head as a bare ``classifier`` Linear.
+    """
+    if not any(k.startswith(("front_layers.", "middle_layer.", "end_layers.")) for k in state) and \
+            "classifier.weight" not in state:
+        return state
+    n_front = 1 + max((int(k.split(".")[1]) for k in state if k.startswith("front_layers.")), default=-1)
+    has_middle = any(k.startswith("middle_layer.") for k in state)
+    out = {}
+    for k, v in state.items():
+        if m := re.match(r"front_layers\.(\d+)\.(.*)", k):
+            k = f"features.{m[1]}.{m[2]}"
+        elif k.startswith("middle_layer."):
+            k = f"features.{n_front}." + k[len("middle_layer."):]
+        elif m := re.match(r"end_layers\.(\d+)\.(.*)", k):
+            k = f"features.{n_front + int(has_middle) + int(m[1])}.{m[2]}"
+        elif k in ("classifier.weight", "classifier.bias"):
+            k = "classifier.1." + k.split(".")[1]
+        out[k] = v
+    return out
+
+
+_CFG = dict(input_size=(3, 32, 32), mean=CIFAR_MEAN, std=CIFAR_STD, classifier="classifier.1",
+            family="mobilenetv2-truncated")
+
+
+@register_model("student", default_cfg={**_CFG, "description": "the paper's truncated MobileNetV2 student"})
+def student(cf: float | None = None, blocks_removed: int | None = None, num_classes: int = 10,
+            early_width: float = 1.0, early_blocks: int = 6, dropout: float = 0.2) -> Student:
+    """The paper's student: MobileNetV2 features[:-L] + pool + linear, L chosen by cf (4.12 → L=5)."""
+    if cf is not None and blocks_removed is not None:
+        raise EdgekdError("give cf or blocks_removed, not both")
     if blocks_removed is None:
         blocks_removed = blocks_for_cf(4.12 if cf is None else cf)
-    return Student(blocks_removed, num_classes, early_width, early_blocks)
-
-
-def forward_with_features(model: nn.Module, x: torch.Tensor, layers: list[int]):
-    """Logits and the outputs of ``model.features[i]`` for i in ``layers``.
-
-    Works for the teacher and every student: both are ``features`` → pool → classifier.
-    """
-    feats = []
-    wanted = set(layers)
-    for i, module in enumerate(model.features):
-        x = module(x)
-        if i in wanted:
-            feats.append(x)
-    x = torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1)
-    return model.classifier(x), feats
+    return Student(blocks_removed, num_classes, early_width, early_blocks, dropout)

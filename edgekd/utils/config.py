@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -47,3 +48,46 @@ def to_toml(d: dict[str, Any]) -> str:
         out.append(f"\n[{k}]")
         out += [f"{kk} = {val(vv)}" for kk, vv in t.items() if not isinstance(vv, dict)]
     return "\n".join(out) + "\n"
+
+
+def parse_kwargs(text: str | dict | None, option: str = "--kwargs") -> dict[str, Any]:
+    """``"width_mult=0.5,stem_stride=2"`` → ``{"width_mult": 0.5, "stem_stride": 2}`` (values read as TOML/JSON)."""
+    if text is None or text == "":
+        return {}
+    if isinstance(text, dict):
+        return dict(text)
+    out: dict[str, Any] = {}
+    for part in _split_top_level(text):
+        if "=" not in part:
+            raise EdgekdError(f"{option} takes key=value pairs separated by commas, got {part!r}",
+                              "e.g. width_mult=0.5,stem_stride=2")
+        k, v = (s.strip() for s in part.split("=", 1))
+        out[k] = _value(v)
+    return out
+
+
+def _split_top_level(text: str) -> list[str]:
+    parts, depth, cur = [], 0, ""
+    for ch in text:
+        if ch in "[(" :
+            depth += 1
+        elif ch in "])":
+            depth -= 1
+        if ch == "," and depth == 0:
+            parts.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    if cur.strip():
+        parts.append(cur)
+    return [p.strip() for p in parts if p.strip()]
+
+
+def _value(v: str):
+    low = v.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    try:
+        return json.loads(v.replace("(", "[").replace(")", "]"))
+    except ValueError:
+        return v.strip("'\"")
