@@ -206,7 +206,7 @@ def train_teacher(
                    device=device, threads=threads)
     info = run(cfg)
     typer.echo(f"teacher: {info['source']} — val {info['val_acc']:.2f}%, test {info['test_acc']:.2f}% "
-               f"({info.get('seconds', 0):.0f} s of training)")
+               f"({info['test_acc_flip_tta']:.2f}% with flip TTA), {info.get('seconds', 0):.0f} s of training")
 
 
 # ──────────────────────────────── export ────────────────────────────────────
@@ -528,7 +528,9 @@ def track_train(
 
 @app.command("heartrate")
 def heartrate_cmd(
-    video: str = typer.Argument(..., help="Video file, or an integer camera index (0) for live input."),
+    video: Optional[str] = typer.Argument(None, help="Video file, or an integer camera index (0) for live input."),
+    tracks: Optional[Path] = typer.Option(None, "--tracks", help="Feature trajectories instead of a video: the CSV "
+                                          "`edgekd track --out` writes, an .npz (positions or x/y) or a MATLAB .mat (x, y)."),
     method: str = typer.Option("fused", help="ibcg (head motion), rppg (skin colour) or fused (both, by quality)."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write every window's estimate to this JSON file."),
     plot: Optional[Path] = typer.Option(None, help="Write trajectories, spectrum and rate over time to this PNG."),
@@ -538,39 +540,67 @@ def heartrate_cmd(
     roi: str = typer.Option("face", help="face (find it, use forehead/nose/cheeks) or full (the video is a skin crop)."),
     tracker: str = typer.Option("dfe", help="Feature tracker for iBCG: dfe (falls back to lk, saying so, when no encoder is exported), lk, sift, orb, ncc."),
     encoder: Optional[Path] = typer.Option(None, help="DFE encoder (.onnx/.tflite); default: export/dfe-encoder/, INT8 first."),
-    fps: Optional[float] = typer.Option(None, help="Override the frame rate the file states."),
+    fps: Optional[float] = typer.Option(None, help="Frame rate: overrides the video's; for --tracks files without "
+                                                   "timestamps it is required (or --duration). Timestamps in a file win."),
+    duration: Optional[float] = typer.Option(None, help="--tracks: the recording's length in seconds (rate = frames / duration)."),
+    reference: Optional[Path] = typer.Option(None, help="An ECG text export recorded with it: prints each window's error "
+                                                        "against the R-peak rate (same start time assumed)."),
     seconds: Optional[float] = typer.Option(None, help="Stop after this many seconds (needed for a camera)."),
 ):
-    """Heart rate from a face video: head motion (iBCG), skin colour (rPPG), or both."""
-    from edgekd.heartrate.pipeline import estimate_heart_rate, plot_report, public
+    """Heart rate from a face video — head motion (iBCG), skin colour (rPPG) or both — or from feature trajectories.
+
+    Examples: [b]edgekd heartrate face.mp4[/b] · [b]edgekd heartrate --tracks tracks.csv[/b] ·
+    [b]edgekd heartrate --tracks head_xy.mat --fps 25 --reference ecg.txt[/b]
+    """
+    from edgekd.heartrate.pipeline import compare_with_reference, estimate_from_tracks, estimate_heart_rate, plot_report, public
     from edgekd.utils.io import write_json
 
     try:
         lo, hi = (float(v) for v in band.split(","))
     except ValueError:
         raise EdgekdError(f"--band must be LOW,HIGH in Hz, got {band!r}", "e.g. --band 0.7,3.5") from None
-    if video.isdigit() and seconds is None:
-        typer.echo("live camera: press Ctrl-C to stop (or pass --seconds)")
+    if (video is None) == (tracks is None):
+        raise EdgekdError("give a video (or camera index) or --tracks FILE, one of the two")
 
     def show(r):
         rate = "  --  " if r.bpm != r.bpm else f"{r.bpm:6.1f}"
         typer.echo(f"{r.t_end:7.1f} s  {rate} bpm  {r.quality:4s}  {r.source:9s}  SNR {r.snr_db:5.1f} dB"
                    + (f"  [{'; '.join(r.flags)}]" if r.flags else ""))
 
-    report = estimate_heart_rate(
-        video, method=method, window_s=window, step_s=step, band=(lo, hi), roi=roi, tracker=tracker,
-        encoder=encoder, fps=fps, max_seconds=seconds, on_window=show,
-    )
+    if tracks is not None:
+        if plot:
+            raise EdgekdError("--plot draws a video's analysis; for --tracks use --json")
+        report = estimate_from_tracks(tracks, fps=fps, duration=duration, window_s=window, step_s=step, band=(lo, hi),
+                                      on_window=show)
+        typer.echo(f"frame rate {report['fps']:.2f}/s from {report['rate_source']}")
+    else:
+        if duration is not None:
+            raise EdgekdError("--duration is for --tracks files; a video states its own length")
+        if video.isdigit() and seconds is None:
+            typer.echo("live camera: press Ctrl-C to stop (or pass --seconds)")
+        report = estimate_heart_rate(
+            video, method=method, window_s=window, step_s=step, band=(lo, hi), roi=roi, tracker=tracker,
+            encoder=encoder, fps=fps, max_seconds=seconds, on_window=show,
+        )
     for note in report["notes"]:
         typer.secho(f"note: {note}", err=True, fg="yellow")
     s = report["summary"]
     if s["bpm"] is None:
         typer.secho("no heart rate could be estimated", fg="red")
     else:
+        speed = f"; processed at {report['processing_fps']:.1f} frames/s" if report.get("processing_fps") else ""
         typer.echo(f"heart rate: {s['bpm']:.1f} bpm ({s['quality']} quality, {s['good_windows']}/{s['windows']} good windows, "
-                   f"sources {s['sources'] or '-'}); processed at {report['processing_fps']:.1f} frames/s")
+                   f"sources {s['sources'] or '-'}){speed}")
         if s["quality"] != "good":
             typer.secho(f"warning: {s['message']}", fg="yellow")
+    if reference is not None:
+        cmp = compare_with_reference(report, reference)
+        report["reference"] = cmp
+        errs = [w["error_bpm"] for w in cmp["windows"] if w["quality"] == "good" and w["error_bpm"] is not None]
+        typer.echo(f"ECG (lead {cmp['lead']}, {cmp['beats']} beats): {cmp['reference_bpm']:.1f} bpm; "
+                   + (f"summary error {cmp['summary_error_bpm']:+.1f} bpm; " if cmp["summary_error_bpm"] is not None else "")
+                   + (f"good windows: mean |error| {sum(abs(e) for e in errs) / len(errs):.1f} bpm over {len(errs)}" if errs
+                      else "no good window to compare"))
     if json_out:
         write_json(json_out, public(report))
         typer.echo(f"wrote {json_out}")

@@ -12,6 +12,7 @@ harness, not to the model. The garbage collector is paused while timing.
 from __future__ import annotations
 
 import gc
+import importlib.util
 import os
 import sys
 import time
@@ -21,7 +22,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from edgekd.bench.inputs import load_card, make_feeds, parse_shape, resolve_shapes, _image_layout
+from edgekd.bench.inputs import check_card_fits, check_file_matches_card, load_card, make_feeds, parse_shape, resolve_shapes, _image_layout
 from edgekd.bench.profile import load_profile
 from edgekd.bench.runtimes import Session, cpu_affinity, import_runtime, open_session
 from edgekd.bench.stats import summarize
@@ -140,10 +141,14 @@ def expand_models(models: Sequence[str | os.PathLike], formats: Sequence[str]) -
             out.append(p)
             continue
         found = []
+        # a device install has no torch: an export folder's model.pt is skipped there, not a failure
+        has_torch = importlib.util.find_spec("torch") is not None
         for f in p.iterdir():
             try:
                 fmt = format_of_file(f)
             except EdgekdError:
+                continue
+            if fmt.runtime == "torch" and not has_torch:
                 continue
             if f.is_file() and fmt.name in formats:
                 found.append((list(formats).index(fmt.name), f.name, f))
@@ -229,7 +234,10 @@ def run_benchmark(
             raise EdgekdError(f"cannot pin to CPUs {list(cfg['pin_cpus'])} ({exc})", f"this process may use {old_affinity}") from None
     thread_counts = []
     for t in cfg["threads"]:
-        n = _auto_threads() if str(t) == "auto" else int(t)
+        try:
+            n = _auto_threads() if str(t) == "auto" else int(t)
+        except (TypeError, ValueError):
+            raise EdgekdError(f"threads takes integers or 'auto', got {t!r}", "e.g. --threads 1,4 or --threads auto") from None
         if n < 1:
             raise EdgekdError(f"threads must be at least 1 (got {t})")
         thread_counts.append(n)
@@ -334,6 +342,7 @@ def _load(e: _Entry, entries, batch, warmup, shape, use_card, cfg, rng, say) -> 
         r.runtime, r.backend = session.runtime, session.backend
         r.notes += session.notes
         card = load_card(e.path, r.notes) if use_card else None
+        check_file_matches_card(card, e.path)
         if session.inputs:
             shapes = resolve_shapes(session.inputs, batch, card, shape)
         elif shape is not None:
@@ -350,6 +359,7 @@ def _load(e: _Entry, entries, batch, warmup, shape, use_card, cfg, rng, say) -> 
                 )
             shapes = [borrowed[0]]
             r.notes.append(f"input shape {list(borrowed[0])} taken from {borrowed[1]}")
+        check_card_fits(card, shapes, e.path)
         session.set_input_shapes(shapes)
         feeds, r.input_source = make_feeds(session.inputs, shapes, card, rng)
         r.inputs = [spec.to_dict() for spec in session.inputs]

@@ -29,6 +29,7 @@ class Card:
     mean: np.ndarray
     std: np.ndarray
     samples: np.ndarray | None  # uint8 (N, H, W, 3) RGB
+    file_sha256: dict | None = None  # exported file name → sha256 the card recorded
 
 
 def load_card(model_path: Path, notes: list[str]) -> Card | None:
@@ -55,6 +56,8 @@ def load_card(model_path: Path, notes: list[str]) -> Card | None:
             mean=np.asarray(pre.get("mean", [0.0, 0.0, 0.0]), dtype=np.float32),
             std=np.asarray(pre.get("std", [1.0, 1.0, 1.0]), dtype=np.float32),
             samples=samples,
+            file_sha256={row["file"]: row["sha256"] for row in (card.get("formats") or {}).values()
+                         if isinstance(row, dict) and row.get("file") and row.get("sha256")},
         )
     except (OSError, ValueError, KeyError, TypeError) as exc:
         notes.append(f"{path.name} unreadable ({type(exc).__name__}: {str(exc)[:80]}); using random input")
@@ -111,6 +114,35 @@ def resolve_shapes(
             )
         shapes.append(tuple(int(d) for d in shape))
     return shapes
+
+
+def check_file_matches_card(card: Card | None, model_path: Path) -> None:
+    """The card records each exported file's sha256: a file changed since then is not measured as if it were that model."""
+    if card is None or not card.file_sha256 or model_path.name not in card.file_sha256:
+        return
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(model_path, "rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+    if h.hexdigest() != card.file_sha256[model_path.name]:
+        raise EdgekdError(f"{model_path.name} differs from the file {card.path.name} describes (sha256): it was "
+                          "changed or damaged after export", "export it again, or pass --random-input to ignore the card")
+
+
+def check_card_fits(card: Card | None, shapes: list[tuple], model_path: Path) -> None:
+    """A card.json beside a model that takes another input belongs to another model: say so, do not guess."""
+    if card is None or not card.size or len(shapes) != 1 or len(shapes[0]) != 4:
+        return
+    shape = shapes[0]
+    layout = _image_layout(shape)  # the model's own layout (LiteRT files may be NHWC, the card describes NCHW)
+    hw = None if layout is None else tuple(shape[2:]) if layout == "NCHW" else tuple(shape[1:3])
+    if hw != tuple(card.size):
+        raise EdgekdError(
+            f"{model_path.name} takes {list(shape[1:])} but {card.path.name} beside it describes "
+            f"3-channel {card.size[0]}×{card.size[1]} images: the card belongs to another model",
+            "put the model in its own export folder, or pass --random-input to ignore the card")
 
 
 def _resize_nearest(images: np.ndarray, h: int, w: int) -> np.ndarray:

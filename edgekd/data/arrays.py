@@ -64,7 +64,9 @@ def read_npz(path: Path) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], tupl
                 splits[split] = (to_uint8_rgb(x, f"{path.name}:{xk}"), y.astype(np.int64))
         classes = tuple(str(c) for c in z["classes"]) if "classes" in keys else None
     except ValueError as exc:  # object arrays need pickle, which is refused
-        raise EdgekdError(f"{path}: {exc}", "store plain numeric arrays (no Python objects)") from None
+        raise EdgekdError(f"{path}: {str(exc)[:120]}", "store plain numeric arrays (no Python objects)") from None
+    except (zipfile.BadZipFile, OSError, EOFError, KeyError) as exc:  # a damaged member (bad CRC, truncated)
+        raise EdgekdError(f"{path} is damaged ({type(exc).__name__}: {str(exc)[:80]})", "re-create the .npz") from None
     if "train" not in splits and "all" not in splits:
         raise EdgekdError(f"{path} has arrays {sorted(keys)}",
                           "name them x_train, y_train, x_test, y_test (optionally x_val, y_val), or images, labels")

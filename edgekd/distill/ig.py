@@ -90,8 +90,8 @@ class IGCache:
             return np.load(self.dir / name, mmap_mode=mode)
         except FileNotFoundError:
             raise EdgekdError(f"the IG cache {self.dir} lacks {name}", _rebuild_hint(self.dir)) from None
-        except (OSError, ValueError, EOFError) as exc:  # a broken header or a truncated file
-            raise EdgekdError(f"the IG cache file {self.dir / name} is damaged ({str(exc)[:80]})",
+        except Exception as exc:  # noqa: BLE001 - a broken header (numpy parses it) or a truncated file
+            raise EdgekdError(f"the IG cache file {self.dir / name} is damaged ({type(exc).__name__})",
                               _rebuild_hint(self.dir)) from None
 
     @property

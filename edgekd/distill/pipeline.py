@@ -384,7 +384,10 @@ def train_teacher(cfg: CompressConfig | dict, show_progress: bool = True) -> dic
 
         teacher, info = get_teacher(replace(cfg, teacher=""), data, splits, out, device, show_progress)
         info["val_acc"] = evaluate(teacher, splits.val_set, data.mean, data.std, device)
+        # the test set once, plain and with flip test-time augmentation (reported side by side, chosen by neither)
         info["test_acc"] = teacher_accuracy(teacher, "test", data.test, None, data.mean, data.std, device)
+        info["test_acc_flip_tta"] = evaluate(teacher, data.test, data.mean, data.std, device, tta=1)
+        write_json(out / "teacher.json", {k: v for k, v in info.items() if k != "history"} | {"history": info.get("history")})
         return info
 
 

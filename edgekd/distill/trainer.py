@@ -31,7 +31,7 @@ from edgekd.distill.losses import LossConfig, LossInputs, total_loss
 from edgekd.distill.overlay import overlay_ig
 from edgekd.errors import EdgekdError
 from edgekd.models.features import FeatureTaps
-from edgekd.utils.io import atomic_write
+from edgekd.utils.io import atomic_torch_save
 
 
 @dataclass
@@ -400,7 +400,7 @@ def train(
                         "best_epoch": best_epoch, "best_model": best_state,
                         "lookahead": lookahead.ema if lookahead is not None else {},
                     }
-                    atomic_write(ckpt, lambda tmp: torch.save(state, tmp))
+                    atomic_torch_save(ckpt, state)
     finally:  # an interrupted run must not leave hooks on the user's models
         s_taps.remove()
         if t_taps is not None:

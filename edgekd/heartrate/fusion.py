@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 # below about +1.7 dB (99th percentile ≈ +1 dB), so +2 dB rejects noise; a clean pulse
 # with a harmonic scores about +10 dB.
 DEFAULT_MIN_SNR_DB = 2.0
+DEFAULT_MIN_SNR_DB_RPPG = 2.0  # the colour estimate's own threshold (see benchmarks/heartrate.md, calibration)
 AGREE_BPM = 6.0
 
 
@@ -39,6 +40,7 @@ def fuse(
     bpm_rppg: float,
     snr_rppg: float,
     min_snr_db: float = DEFAULT_MIN_SNR_DB,
+    min_snr_db_rppg: float | None = None,
 ) -> tuple[float, float, str, str]:
     """(bpm, snr_db, source, quality) from the two estimates and their quality indices.
 
@@ -54,7 +56,8 @@ def fuse(
     ]
     if not candidates:
         return math.nan, -math.inf, "none", "low"
-    good = [c for c in candidates if c[1] >= min_snr_db]
+    threshold = {"ibcg": min_snr_db, "rppg": min_snr_db if min_snr_db_rppg is None else min_snr_db_rppg}
+    good = [c for c in candidates if c[1] >= threshold[c[2]]]
     if len(good) == 2 and abs(good[0][0] - good[1][0]) <= AGREE_BPM:
         w = [10 ** (c[1] / 10) for c in good]
         bpm = (w[0] * good[0][0] + w[1] * good[1][0]) / (w[0] + w[1])

@@ -99,3 +99,29 @@ def ibcg_estimate(
     if sig.reason:
         return SpectralEstimate(float("nan"), float("nan"), float("-inf"), 0.0), sig
     return spectral_rate(sig.pulse, fs, band), sig
+
+
+@dataclass
+class IbcgWindow:
+    bpm: float  # NaN when no signal could be formed
+    snr_db: float
+    bpm_intervals: float
+    pulse: np.ndarray | None
+    estimate: SpectralEstimate | None
+    reason: str = ""
+
+
+def ibcg_window(positions: np.ndarray, ok: np.ndarray, fs: float, band=DEFAULT_BAND_HZ,
+                combine: str = "mean") -> IbcgWindow:
+    """One analysis window of trajectories → rate, quality index and beat-interval rate.
+
+    The single iBCG stage of the product: the video monitor and the trajectory files
+    (``edgekd heartrate --tracks``) both call it.
+    """
+    from edgekd.heartrate.signal import interval_rate
+
+    est, sig = ibcg_estimate(positions, ok, fs, band, combine)
+    if sig.reason:
+        return IbcgWindow(float("nan"), float("-inf"), float("nan"), None, None, sig.reason)
+    ibi, _ = interval_rate(sig.pulse, fs, est.freq_hz)
+    return IbcgWindow(est.bpm, est.snr_db, ibi, sig.pulse, est)

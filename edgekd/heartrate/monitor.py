@@ -16,10 +16,10 @@ import numpy as np
 
 from edgekd.errors import EdgekdError
 from edgekd.heartrate import face as facemod
-from edgekd.heartrate.fusion import DEFAULT_MIN_SNR_DB, WindowResult, fuse
-from edgekd.heartrate.ibcg import ibcg_estimate
+from edgekd.heartrate.fusion import DEFAULT_MIN_SNR_DB, DEFAULT_MIN_SNR_DB_RPPG, WindowResult, fuse
+from edgekd.heartrate.ibcg import ibcg_window
 from edgekd.heartrate.rppg import roi_stats, rppg_estimate
-from edgekd.heartrate.signal import DEFAULT_BAND_HZ, bandpass, check_band, interval_rate
+from edgekd.heartrate.signal import DEFAULT_BAND_HZ, bandpass, check_band
 
 METHODS = ("ibcg", "rppg", "fused")
 ROIS = ("face", "full")
@@ -48,6 +48,7 @@ class HeartRateMonitor:
         combine: str = "mean",
         rppg_algorithm: str = "pos",
         min_snr_db: float = DEFAULT_MIN_SNR_DB,
+        min_snr_db_rppg: float = DEFAULT_MIN_SNR_DB_RPPG,
         face_timeout_s: float = 3.0,
         keep_history: bool = False,
     ):
@@ -69,7 +70,7 @@ class HeartRateMonitor:
             )
         self.fps, self.method, self.window_s, self.step_s = float(fps), method, float(window_s), float(step_s)
         self.band, self.roi, self.combine = tuple(band), roi, combine
-        self.rppg_algorithm, self.min_snr_db = rppg_algorithm, min_snr_db
+        self.rppg_algorithm, self.min_snr_db, self.min_snr_db_rppg = rppg_algorithm, min_snr_db, min_snr_db_rppg
         self.max_points, self.face_timeout_s = max_points, face_timeout_s
         self.tracker_name, self.encoder = tracker, encoder
         self.window_frames = int(round(window_s * fps))
@@ -219,13 +220,12 @@ class HeartRateMonitor:
             ok = np.asarray(self._ok, bool)[-n:]
             if not uniform:
                 pos = _resample(times, pos, grid)
-            est, sig = ibcg_estimate(pos, ok, fs, self.band, self.combine)
-            if sig.reason:
-                flags.append("ibcg: " + sig.reason)
+            w = ibcg_window(pos, ok, fs, self.band, self.combine)
+            if w.reason:
+                flags.append("ibcg: " + w.reason)
             else:
-                b_ibcg, s_ibcg = est.bpm, est.snr_db
-                b_ibi, _ = interval_rate(sig.pulse, fs, est.freq_hz)
-                self.last_pulse["ibcg"] = (grid, sig.pulse, est)
+                b_ibcg, s_ibcg, b_ibi = w.bpm, w.snr_db, w.bpm_intervals
+                self.last_pulse["ibcg"] = (grid, w.pulse, w.estimate)
         elif self.method in ("ibcg", "fused"):
             flags.append("ibcg: tracks restarted, waiting for a full window")
         if self.method in ("rppg", "fused"):
@@ -242,7 +242,8 @@ class HeartRateMonitor:
                 est, pulse = rppg_estimate(rgb, fs, self.band, self.rppg_algorithm)
                 b_rppg, s_rppg = est.bpm, est.snr_db
                 self.last_pulse["rppg"] = (grid, pulse, est)
-        bpm, snr, source, quality = fuse(b_ibcg, _finite(s_ibcg), b_rppg, _finite(s_rppg), self.min_snr_db)
+        bpm, snr, source, quality = fuse(b_ibcg, _finite(s_ibcg), b_rppg, _finite(s_rppg), self.min_snr_db,
+                                         self.min_snr_db_rppg)
         return WindowResult(
             float(times[0]), float(times[-1]), float(bpm), float(snr), quality, source,
             bpm_ibcg=float(b_ibcg), snr_ibcg=_finite(s_ibcg), bpm_ibcg_intervals=float(b_ibi),

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from edgekd.errors import EdgekdError, require
+from edgekd.heartrate.fusion import DEFAULT_MIN_SNR_DB
 from edgekd.heartrate.monitor import HeartRateMonitor, summarize
 from edgekd.heartrate.signal import DEFAULT_BAND_HZ
 
@@ -20,9 +21,16 @@ ENCODER_PREFERENCE = ("model.int8.tflite", "model.int8.onnx", "model.int8-mixed.
 INT8_GATE_PX = 0.1
 
 
+def check_fps(fps: float | None) -> None:
+    if fps is not None and (isinstance(fps, bool) or not math.isfinite(fps) or not 0 < fps <= 1000):
+        raise EdgekdError(f"--fps must be a frame rate in (0, 1000] frames/s, got {fps:g}",
+                          "pass the rate the video was recorded at, e.g. --fps 30, or omit it to use the file's")
+
+
 def open_source(source, fps: float | None = None):
     """(cv2.VideoCapture, fps, is_camera) for a file path or an integer camera index."""
     cv2 = require("cv2", extra="device", package="opencv-python-headless")
+    check_fps(fps)
     text = str(source)
     is_camera = text.isdigit()
     if not is_camera and not Path(text).is_file():
@@ -174,6 +182,84 @@ def estimate_heart_rate(
         "windows": [r.to_dict() for r in monitor.results],
         "_monitor": monitor,  # dropped before writing JSON; the plot reads it
     }
+
+
+def estimate_from_tracks(
+    path,
+    fps: float | None = None,
+    duration: float | None = None,
+    window_s: float = 10.0,
+    step_s: float = 1.0,
+    band: tuple[float, float] = DEFAULT_BAND_HZ,
+    combine: str = "mean",
+    min_snr_db: float = DEFAULT_MIN_SNR_DB,
+    on_window=None,
+) -> dict:
+    """Heart rate from feature trajectories (``edgekd heartrate --tracks``): the video path's iBCG stage and gate."""
+    from edgekd.heartrate.fusion import WindowResult, fuse
+    from edgekd.heartrate.ibcg import ibcg_window
+    from edgekd.heartrate.monitor import _resample, summarize
+    from edgekd.heartrate.signal import check_band
+    from edgekd.heartrate.tracks import load_tracks
+
+    check_window(window_s, step_s, band)
+    tracks = load_tracks(path, fps, duration)
+    rate = tracks.fps
+    try:
+        check_band(rate, band)
+    except ValueError as exc:
+        raise EdgekdError(str(exc), "check --fps, or lower the band with --band LOW,HIGH") from None
+    n, step = int(round(window_s * rate)), max(1, int(round(step_s * rate)))
+    if tracks.frames < n:
+        raise EdgekdError(f"the trajectories last {tracks.frames / rate:.1f} s, shorter than the {window_s:g} s window",
+                          "use a shorter --window (less precise) or a longer recording")
+    results = []
+    for end in range(n, tracks.frames + 1, step):
+        times = tracks.times[end - n : end]
+        pos, ok = tracks.positions[end - n : end], tracks.ok[end - n : end]
+        fs = (n - 1) / (times[-1] - times[0])
+        grid = np.linspace(times[0], times[-1], n)
+        if not np.allclose(np.diff(times), np.diff(grid), atol=0.1 / fs):
+            pos = _resample(times, np.where(np.isfinite(pos), pos, 0.0), grid)
+        w = ibcg_window(pos, ok, fs, band, combine)
+        bpm, snr, source, quality = fuse(w.bpm, w.snr_db if math.isfinite(w.snr_db) else -math.inf, math.nan,
+                                         -math.inf, min_snr_db)
+        r = WindowResult(float(times[0]), float(times[-1]), float(bpm), float(snr), quality, source,
+                         bpm_ibcg=float(w.bpm), snr_ibcg=float(snr), bpm_ibcg_intervals=float(w.bpm_intervals),
+                         flags=["ibcg: " + w.reason] if w.reason else [])
+        results.append(r)
+        if on_window is not None:
+            on_window(r)
+    return {"source": str(path), "method": "ibcg", "tracker": "file", "fps": rate, "rate_source": tracks.rate_source,
+            "notes": tracks.notes, "frames": tracks.frames, "points": int(tracks.positions.shape[1]),
+            "band_hz": list(band), "window_s": window_s, "step_s": step_s, "summary": summarize(results),
+            "windows": [r.to_dict() for r in results]}
+
+
+def check_window(window_s: float, step_s: float, band) -> None:
+    for name, v in (("--window", window_s), ("--step", step_s)):
+        if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
+            raise EdgekdError(f"{name} must be a positive number of seconds, got {v!r}")
+    if window_s < 2.0 / band[0]:
+        raise EdgekdError(f"a {window_s:g} s window is too short for rates down to {band[0] * 60:.0f} bpm",
+                          f"use --window {math.ceil(2.0 / band[0])} or longer")
+
+
+def compare_with_reference(report: dict, ecg_path, lead: str | None = None) -> dict:
+    """Per-window and whole-recording errors against an ECG recorded with the video (same start time)."""
+    from edgekd.heartrate.reference import ecg_reference, rate_between
+
+    ref = ecg_reference(ecg_path, lead)
+    rows = []
+    for w in report["windows"]:
+        r = rate_between(ref["intervals_s"], w["t_start"], w["t_end"])
+        est = w["bpm"]
+        rows.append({"t_start": w["t_start"], "t_end": w["t_end"], "bpm": est, "quality": w["quality"],
+                     "reference_bpm": None if math.isnan(r) else r,
+                     "error_bpm": None if est is None or math.isnan(r) else est - r})
+    s = report["summary"]
+    return {"ecg": str(ecg_path), "lead": ref["lead"], "reference_bpm": ref["bpm"], "beats": len(ref["beats_s"]),
+            "summary_error_bpm": None if s["bpm"] is None else s["bpm"] - ref["bpm"], "windows": rows}
 
 
 def public(report: dict) -> dict:

@@ -221,6 +221,11 @@ def read_weights(path: Path) -> dict:
         raise EdgekdError(f"{path} is not a PyTorch weights file edgekd can read ({type(exc).__name__})",
                           "pass a state_dict .pt, a .safetensors, a TorchScript archive or a .pt2") from None
     if isinstance(obj, dict) and obj.get("format") == FORMAT:
+        if not isinstance(obj.get("state_dict"), dict):
+            raise EdgekdError(f"{path} is an edgekd model file without weights", "re-save it")
+        if obj.get("sha256") and weights_digest(obj["state_dict"]) != obj["sha256"]:
+            raise EdgekdError(f"{path}: the weights do not match the checksum the file records — it is damaged",
+                              "re-create it (re-run the stage that wrote it) or restore a good copy")
         return obj
     if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict) and \
             all(isinstance(v, torch.Tensor) for v in obj["state_dict"].values()):
@@ -296,15 +301,31 @@ def load_model(path: str | Path | None = None, arch: str | None = None, kwargs: 
     return loaded
 
 
+def weights_digest(state: dict) -> str:
+    """sha256 over the tensors by name (what an edgekd model file records, and checks when read)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for k in sorted(state):
+        v = state[k]
+        if isinstance(v, torch.Tensor):
+            h.update(k.encode())
+            h.update(str(v.dtype).encode())
+            h.update(v.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes() if v.numel() else b"")
+    return h.hexdigest()
+
+
 def save_model(path: str | Path, model: nn.Module, arch: str, config: dict | None = None, meta: dict | None = None):
     """An edgekd model file: plain tensors + the architecture spec and its arguments (read back with weights_only)."""
-    from edgekd.utils.io import atomic_write
+    from edgekd.utils.io import atomic_torch_save
 
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     payload = {
         "format": FORMAT,
         "arch": arch,
         "config": config if config is not None else dict(getattr(model, "config", {}) or {}),
-        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "state_dict": state,
         "meta": meta or {},
+        "sha256": weights_digest(state),
     }
-    return atomic_write(path, lambda tmp: torch.save(payload, tmp))
+    return atomic_torch_save(path, payload)

@@ -168,7 +168,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, log=pri
 
     from edgekd.models import create_model
     from edgekd.models.checkpoint import save_model
-    from edgekd.utils.io import atomic_write, write_json
+    from edgekd.utils.io import atomic_torch_save, write_json
 
     torch.set_num_threads(max(1, cfg.threads))
     out = Path(cfg.out)
@@ -244,7 +244,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, log=pri
             save_model(out / "last.pt", model, "dfe_autoencoder", meta=meta)
             st = {"config": asdict(cfg), "model": model.state_dict(), "optimizer": opt.state_dict(),
                   "torch_rng": torch.get_rng_state(), "history": history, "epoch": epoch + 1, "best": best}
-            atomic_write(state_file, lambda tmp: torch.save(st, tmp))
+            atomic_torch_save(state_file, st)
             write_json(out / "history.json", history)
             if bar:
                 bar.remove_task(task)

@@ -24,8 +24,7 @@ def _disk_full(exc: BaseException) -> bool:
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
         return True
     text = str(exc).lower()
-    # torch.save reports a failed write as RuntimeError("... file write failed")
-    return "no space left" in text or "file write failed" in text or "disk quota" in text
+    return "no space left" in text or "disk quota" in text or "file too large" in text
 
 
 def disk_full_error(path: str | os.PathLike, need_bytes: int | None = None) -> EdgekdError:
@@ -73,6 +72,18 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
             os.fsync(f.fileno())
 
     return atomic_write(path, _write)
+
+
+def atomic_torch_save(path: str | os.PathLike, obj: Any) -> Path:
+    """``torch.save`` into memory, then one atomic plain write: a full disk is then an OSError we recognise,
+    not one of torch's stream errors ("iostream error", "unexpected pos …")."""
+    import io
+
+    import torch
+
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return atomic_write_bytes(path, buf.getvalue())
 
 
 def preallocated_memmap(path: str | os.PathLike, dtype, shape: tuple[int, ...]):
