@@ -28,6 +28,7 @@ class CompressConfig:
     std: list = field(default_factory=list)
     input_range: str = ""  # "0,1": the models take x/255 with no mean/std (like the paper's published students)
     val_fraction: float = 0.1  # held out of train when the data has no val/ split
+    val_subset: int = 0  # score validation on a stratified subset of this many held-out images (0 = all)
     split_seed: int = 0
     train_subset: int = 0  # 0 = all training images (after the validation split)
     subset_seed: int = -1  # seed of the training-subset draw; -1 = split_seed
@@ -36,7 +37,8 @@ class CompressConfig:
     train_fraction: float = 1.0
     fraction_seed: int = 0
     # teacher
-    teacher: str = ""  # weights or a TorchScript / .pt2 file; empty = train one (or reuse OUT/teacher.pt)
+    teacher: str = ""  # weights or a TorchScript / .pt2 file; empty = the shipped one, or train one into OUT/teacher.pt
+    pretrained_teacher: bool = True  # use the teacher edgekd ships for this architecture and data, where there is one
     teacher_arch: str = "mobilenetv2_cifar"  # registry name or package.module:callable
     teacher_kwargs: dict = field(default_factory=dict)
     teacher_recipe: str = "auto"  # auto (fast for airbench, else plain) | plain (teacher_* settings) | fast (airbench's)
@@ -104,6 +106,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         teacher_arch="mobilenetv2_cifar", teacher_recipe="plain", teacher_epochs=200, teacher_lr=0.1,
         teacher_optimizer="sgd", teacher_weight_decay=5e-4, epochs=100, ig_steps=50, train_subset=0, batch_size=64,
         lr=1e-3, optimizer="adam", schedule="constant", alpha=0.01, temperature=2.5, gamma=0.8, ig_p=0.1,
+        pretrained_teacher=False,
     ),
 }
 
@@ -121,6 +124,7 @@ RANGES = {
     "ig_p": (0, 1, False), "alpha": (0, 1, False), "temperature": (0, None, True), "gamma": (0, None, False),
     "label_smoothing": (0, 1, False), "cf": (1, None, False), "early_width": (0, None, True),
     "train_subset": (0, None, False), "teacher_subset": (0, None, False), "precise_bn_images": (0, None, False),
+    "val_subset": (0, None, False),
     "threads": (0, None, False), "gate_pp": (0, None, False), "image_size": (0, None, False),
     "subset_seed": (-1, None, False), "split_seed": (0, None, False), "seed": (0, None, False),
     "fraction_seed": (0, None, False),

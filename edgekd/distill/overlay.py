@@ -30,7 +30,7 @@ def overlay_ig(
     if not chosen.any():
         return images, chosen
     lo, hi = math.log(power_range[0]), math.log(power_range[1])
-    s = torch.exp(lo + (hi - lo) * torch.rand(b, generator=generator)).to(maps.dtype).view(-1, 1, 1, 1)
+    s = torch.exp(lo + (hi - lo) * torch.rand(b, generator=generator)).to(maps.device, maps.dtype).view(-1, 1, 1, 1)
     m = maps.clamp_min(0).pow(s)
     flat = m.flatten(1)
     mn = flat.min(1).values.view(-1, 1, 1, 1)

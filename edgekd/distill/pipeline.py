@@ -72,6 +72,11 @@ def make_splits(data: Dataset, cfg: CompressConfig) -> Splits:
         pool, val_idx = stratified_split(data.train.labels, cfg.val_fraction, cfg.split_seed)
         val_set = data.train.subset(val_idx)
         source = f"stratified {cfg.val_fraction:.0%} of train (seed {cfg.split_seed})"
+    if cfg.val_subset and cfg.val_subset < len(val_set):
+        keep = stratified_subset(val_set.labels, cfg.val_subset, cfg.split_seed)
+        val_set = val_set.subset(keep)
+        val_idx = val_idx[keep] if val_idx is not None else None
+        source += f", {cfg.val_subset} of them (stratified)"
     if cfg.train_subset:
         seed = cfg.split_seed if cfg.subset_seed < 0 else cfg.subset_seed
         pool = stratified_subset(data.train.labels, cfg.train_subset, seed, pool=pool)
@@ -135,6 +140,21 @@ def _check_classes(model: nn.Module, data: Dataset, device, role: str, where: st
                           f"use a {role} trained on this data set, or build it with num_classes={data.num_classes}")
 
 
+def shipped_teacher_for(cfg: CompressConfig, data: Dataset) -> Path | None:
+    """The teacher edgekd ships for this architecture and data (airbench on 32×32 CIFAR-10), or None."""
+    from edgekd.models.weights import SHIPPED
+
+    if cfg.teacher or not cfg.pretrained_teacher or cfg.teacher_kwargs:
+        return None
+    for entry in SHIPPED:
+        if (entry["arch"] == cfg.teacher_arch and entry["classes"] == list(data.classes)
+                and tuple(entry["image_size"]) == tuple(data.image_size)
+                and np.allclose(entry["mean"], data.mean, atol=1e-4) and np.allclose(entry["std"], data.std, atol=1e-4)
+                and entry["path"].is_file()):
+            return entry["path"]
+    return None
+
+
 def get_teacher(cfg: CompressConfig, data: Dataset, splits: Splits, out: Path, device, show_progress=True,
                 teacher: nn.Module | None = None) -> tuple[nn.Module, dict]:
     """The user's module, ``cfg.teacher`` (any model file), ``OUT/teacher.pt`` trained with the same settings,
@@ -143,6 +163,12 @@ def get_teacher(cfg: CompressConfig, data: Dataset, splits: Splits, out: Path, d
         teacher = teacher.to(device).eval()
         _check_classes(teacher, data, device, "teacher", f"({type(teacher).__name__})")
         return teacher, {"source": "python object", "arch": type(teacher).__name__, "trained_here": False}
+    shipped = shipped_teacher_for(cfg, data)
+    if shipped is not None:
+        from dataclasses import replace
+
+        teacher, info = get_teacher(replace(cfg, teacher=str(shipped)), data, splits, out, device, show_progress)
+        return teacher, {**info, "shipped": True}
     if cfg.teacher:
         arch = cfg.teacher_arch if _needs_arch(cfg.teacher) else None
         loaded = load_model(cfg.teacher, arch=arch, kwargs=cfg.teacher_kwargs or None, num_classes=data.num_classes,

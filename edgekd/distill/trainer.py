@@ -216,19 +216,25 @@ def lr_factor(cfg: TrainConfig, step: int, total: int) -> float:
 
 
 def get_batch(train_set: ImageSet, idx: np.ndarray, cfg: TrainConfig, generator: torch.Generator, epoch: int,
-              flip_bits: np.ndarray | None, ig_maps=None) -> tuple[torch.Tensor, torch.Tensor]:
+              flip_bits: np.ndarray | None, ig_maps=None, on_device: dict | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Gather a batch, crop and flip it (its IG maps move with it) and overlay maps on a fraction ``ig_p``.
 
-    Returns images in [0, 1] (B, 3, H, W) and labels."""
-    x = to_float(torch.from_numpy(np.require(train_set.images[idx], requirements=["C", "W"])))
-    y = torch.from_numpy(train_set.labels[idx])
+    Returns images in [0, 1] (B, 3, H, W) and labels. ``on_device`` holds the whole split (and maps) as
+    tensors already on the GPU, so batches are gathered and augmented there."""
+    if on_device is not None:
+        sel = torch.from_numpy(idx).to(on_device["images"].device)
+        x, y = to_float(on_device["images"][sel]), on_device["labels"][sel]
+    else:
+        x = to_float(torch.from_numpy(np.require(train_set.images[idx], requirements=["C", "W"])))
+        y = torch.from_numpy(train_set.labels[idx])
     flip = None
     if cfg.flip == "none":
         flip = torch.zeros(len(idx), dtype=torch.bool)
     elif cfg.flip == "alternating":
         flip = torch.from_numpy((flip_bits[idx] + epoch) % 2 == 1)
     if ig_maps is not None:
-        m = torch.from_numpy(np.asarray(ig_maps[idx], dtype=np.float32)).unsqueeze(1)
+        m = (on_device["maps"][sel].float() if on_device is not None and "maps" in on_device
+             else torch.from_numpy(np.asarray(ig_maps[idx], dtype=np.float32)).to(x.device)).unsqueeze(1)
         x, m = random_crop_flip(x, m, pad=cfg.crop_pad, generator=generator, mode=cfg.pad_mode, flip=flip)
         x, _ = overlay_ig(x, m, cfg.ig_p, cfg.ig_power, generator=generator)
     elif cfg.crop_pad or cfg.flip != "none":
@@ -312,6 +318,12 @@ def train(
     torch.manual_seed(cfg.seed)
     flip_bits = np.random.default_rng(cfg.seed).integers(0, 2, n) if cfg.flip == "alternating" else None
     lookahead = _Lookahead(model) if cfg.lookahead else None
+    on_device = None
+    if device.type == "cuda":  # the split as uint8 (and the maps as float16) on the GPU: augmentation runs there
+        on_device = {"images": torch.from_numpy(np.ascontiguousarray(train_set.images[np.arange(n)])).to(device),
+                     "labels": torch.from_numpy(train_set.labels).to(device)}
+        if ig_maps is not None:
+            on_device["maps"] = torch.from_numpy(np.asarray(ig_maps[np.arange(n)], dtype=np.float16)).to(device)
     history: list[dict] = []
     best_val, best_epoch, best_state, start_epoch = -1.0, -1, None, 0
 

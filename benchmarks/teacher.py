@@ -1,0 +1,136 @@
+"""The fast CPU teacher: what each CPU technique buys, and the full training runs.
+
+    python benchmarks/teacher.py --part steps            # training-step throughput per technique (~3 min)
+    python benchmarks/teacher.py --part train --epochs 10 --repeats 2   # `edgekd train-teacher` runs, timed
+    python benchmarks/teacher.py --part report           # benchmarks/teacher.md from the JSON files
+
+``steps`` times airbench training steps (forward, backward, Nesterov SGD) on real CIFAR-10
+batches, one technique added at a time: fp32 NCHW → channels_last → bf16 autocast (where the
+CPU has AVX-512-BF16/AMX) → torch.compile, at several batch sizes and thread counts, N = 8
+steps after 3 warm-up steps, median and spread. The MobileNetV2 teacher is timed the same way
+for comparison. ``train`` runs the product's command and records wall time and accuracy
+(plain and with flip test-time augmentation).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))
+DATA = ROOT.parent / "shared" / "data" / "cifar10-png.zip"
+
+
+def _steps(arch: str, mode: str, batch: int, threads: int, n: int = 8) -> dict:
+    import numpy as np
+    import torch
+
+    from edgekd.data import load_dataset
+    from edgekd.data.transforms import normalize, to_float
+    from edgekd.models import create_model
+
+    torch.set_num_threads(threads)
+    d = load_dataset(DATA, show_progress=False)
+    m = create_model(arch)
+    opt = torch.optim.SGD([p for p in m.parameters() if p.requires_grad], lr=0.01, momentum=0.85, nesterov=True)
+    rng = np.random.default_rng(0)
+    batches = [torch.from_numpy(np.ascontiguousarray(d.train.images[np.sort(rng.choice(len(d.train), batch, replace=False))]))
+               for _ in range(3)]
+    y = torch.randint(0, 10, (batch,))
+    cl = "cl" in mode
+    if cl:
+        m = m.to(memory_format=torch.channels_last)
+    fwd = torch.compile(m) if "compile" in mode else m
+
+    def step(xb):
+        x = normalize(to_float(xb), d.mean, d.std)
+        if cl:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled="bf16" in mode):
+            loss = torch.nn.functional.cross_entropy(fwd(x).float(), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    for i in range(3):
+        step(batches[i % 3])
+    times = []
+    for i in range(n):
+        t0 = time.perf_counter()
+        step(batches[i % 3])
+        times.append(time.perf_counter() - t0)
+    med = statistics.median(times)
+    return {"arch": arch, "mode": mode, "batch": batch, "threads": threads, "n": n,
+            "median_s": med, "min_s": min(times), "max_s": max(times), "images_per_s": batch / med}
+
+
+def part_steps(out: Path) -> None:
+    from edgekd.distill.trainer import cpu_has_bf16
+    from edgekd.utils.system import machine_record
+
+    rows = []
+    modes = ["fp32", "fp32-cl"] + (["bf16-cl", "bf16-cl-compile"] if cpu_has_bf16() else [])
+    for mode in modes:
+        rows.append(_steps("airbench", mode, 256, 2))
+        print(rows[-1], flush=True)
+    best = modes[-2] if len(modes) > 2 else modes[-1]
+    for batch in (512, 1024):
+        rows.append(_steps("airbench", best, batch, 2))
+        print(rows[-1], flush=True)
+    rows.append(_steps("airbench", best, 256, 1))
+    print(rows[-1], flush=True)
+    for mode in ("fp32-cl", best):
+        rows.append(_steps("mobilenetv2_cifar", mode, 256, 2, n=4))
+        print(rows[-1], flush=True)
+    from edgekd.utils.io import write_json
+
+    write_json(out, {"machine": machine_record(), "bf16": cpu_has_bf16(), "rows": rows,
+                     "command": "python benchmarks/teacher.py --part steps"})
+
+
+def part_train(out: Path, epochs: int, repeats: int, root: Path) -> None:
+    from edgekd.utils.io import read_json, write_json
+    from edgekd.utils.system import machine_record
+
+    runs = read_json(out).get("runs", []) if out.exists() else []
+    for k in range(repeats):
+        run_dir = root / f"airbench-e{epochs}-r{k}"
+        cmd = [sys.executable, "-m", "edgekd", "train-teacher", "--data", str(DATA), "--teacher-arch", "airbench",
+               "--recipe", "fast", "--teacher-epochs", str(epochs), "--train-subset", "0", "--threads", "2",
+               "--out", str(run_dir)]
+        t0 = time.perf_counter()
+        r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+        wall = time.perf_counter() - t0
+        if r.returncode != 0:
+            raise SystemExit(r.stderr[-2000:])
+        info = read_json(run_dir / "teacher.json")
+        runs.append({"epochs": epochs, "repeat": k, "wall_s": round(wall, 1), "train_s": info.get("seconds"),
+                     "val_acc": info["val_acc"], "test_acc": info["test_acc"],
+                     "test_acc_flip_tta": info["test_acc_flip_tta"], "command": " ".join(cmd[1:]),
+                     "machine": machine_record()})
+        print(runs[-1], flush=True)
+        write_json(out, {"runs": runs})
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--part", choices=["steps", "train"], required=True)
+    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--root", default="runs/teacher-bench")
+    args = ap.parse_args()
+    if args.part == "steps":
+        part_steps(HERE / "teacher_steps.json")
+    else:
+        part_train(HERE / "teacher_runs.json", args.epochs, args.repeats, Path(args.root))
+
+
+if __name__ == "__main__":
+    main()
