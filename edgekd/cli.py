@@ -139,6 +139,8 @@ def compress(
                    threads=threads,
                    export=export, formats=formats, name=name, verbose=verbose or None)
     report = run_compress(cfg, log=lambda m: typer.echo(m))
+    if not report:
+        return  # another torchrun rank: rank 0 reports
     typer.echo(f"report: {Path(cfg.out) / 'report.json'}")
     if report.get("export", {}).get("dir"):
         typer.echo(f"exported: {report['export']['dir']}")
@@ -205,6 +207,8 @@ def train_teacher(
                    teacher_epochs=teacher_epochs, train_subset=train_subset, amp=amp, seed=seed, out=out,
                    device=device, threads=threads)
     info = run(cfg)
+    if not info:
+        return  # another torchrun rank: rank 0 reports
     typer.echo(f"teacher: {info['source']} — val {info['val_acc']:.2f}%, test {info['test_acc']:.2f}% "
                f"({info['test_acc_flip_tta']:.2f}% with flip TTA), {info.get('seconds', 0):.0f} s of training")
 

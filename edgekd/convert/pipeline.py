@@ -181,7 +181,7 @@ def _selection_split(dataset, meta: dict, select_split: str | None) -> LabelledI
         return LabelledImages(sub.images, sub.labels, f"the run's validation split ({meta.get('validation', '')})")
     if select_split in (None, "val") and dataset.val is not None:
         return LabelledImages(dataset.val.images, dataset.val.labels, "val")
-    if select_split == "test":
+    if select_split == "test":  # the same arrays as the test split: the export scores them once
         return LabelledImages(dataset.test.images, dataset.test.labels,
                               "test (named by the user: the choice and the reported test accuracy share images)")
     if select_split == "val":

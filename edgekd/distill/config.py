@@ -81,6 +81,8 @@ class CompressConfig:
     gate_pp: float = 1.0
     # runtime
     device: str = "auto"
+    sync_bn: bool = False  # under torchrun on GPUs: SyncBatchNorm across ranks
+    dist_timeout_s: float = 600.0  # under torchrun: how long a rank waits for a dead peer before stopping
     threads: int = 0  # 0 = torch default
     out: str = "runs/compress"
     name: str = ""  # export/<name>; empty = derived from data, student and method
@@ -127,7 +129,7 @@ RANGES = {
     "val_subset": (0, None, False),
     "threads": (0, None, False), "gate_pp": (0, None, False), "image_size": (0, None, False),
     "subset_seed": (-1, None, False), "split_seed": (0, None, False), "seed": (0, None, False),
-    "fraction_seed": (0, None, False),
+    "fraction_seed": (0, None, False), "dist_timeout_s": (0, None, True),
 }
 
 

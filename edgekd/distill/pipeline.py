@@ -22,6 +22,8 @@ from torch import nn
 
 from edgekd.data import Dataset, load_dataset, stratified_split, stratified_subset
 from edgekd.distill.config import CompressConfig, input_normalisation, loss_config, parse_method, resolve_config
+from edgekd.distill.distributed import barrier, device_for
+from edgekd.distill.distributed import setup as setup_dist
 from edgekd.distill.ig import IGSettings, model_fingerprint, precompute_ig
 from edgekd.distill.recipes import teacher_train_config
 from edgekd.distill.trainer import TrainConfig, evaluate, pick_device, train
@@ -156,7 +158,7 @@ def shipped_teacher_for(cfg: CompressConfig, data: Dataset) -> Path | None:
 
 
 def get_teacher(cfg: CompressConfig, data: Dataset, splits: Splits, out: Path, device, show_progress=True,
-                teacher: nn.Module | None = None) -> tuple[nn.Module, dict]:
+                teacher: nn.Module | None = None, dist=None) -> tuple[nn.Module, dict]:
     """The user's module, ``cfg.teacher`` (any model file), ``OUT/teacher.pt`` trained with the same settings,
     or a teacher trained here."""
     if teacher is not None:
@@ -167,7 +169,8 @@ def get_teacher(cfg: CompressConfig, data: Dataset, splits: Splits, out: Path, d
     if shipped is not None:
         from dataclasses import replace
 
-        teacher, info = get_teacher(replace(cfg, teacher=str(shipped)), data, splits, out, device, show_progress)
+        teacher, info = get_teacher(replace(cfg, teacher=str(shipped)), data, splits, out, device, show_progress,
+                                    dist=dist)
         return teacher, {**info, "shipped": True}
     if cfg.teacher:
         arch = cfg.teacher_arch if _needs_arch(cfg.teacher) else None
@@ -206,8 +209,9 @@ def get_teacher(cfg: CompressConfig, data: Dataset, splits: Splits, out: Path, d
             "train_images": int(len(t_idx)), "seconds": result.seconds, "history": result.history,
             "classes": list(data.classes), "mean": list(data.mean), "std": list(data.std),
             "image_size": list(data.image_size)}
-    save_model(path, built.model.cpu(), cfg.teacher_arch, dict(getattr(built.model, "config", None) or built.kwargs),
-               meta=meta)
+    if dist is None or dist.main:
+        save_model(path, built.model.cpu(), cfg.teacher_arch, dict(getattr(built.model, "config", None) or built.kwargs),
+                   meta=meta)
     return built.model.to(device), {"source": str(path), "trained_here": True, "reused": False, **built.describe(),
                                     **meta}
 
@@ -247,7 +251,7 @@ def attention_pairs(cfg: CompressConfig, student: nn.Module, teacher: nn.Module,
 def student_train_config(cfg: CompressConfig) -> TrainConfig:
     return TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, optimizer=cfg.optimizer,
                        weight_decay=cfg.weight_decay, schedule=cfg.schedule, seed=cfg.seed, ig_p=cfg.ig_p,
-                       loss=loss_config(cfg), precise_bn_images=cfg.precise_bn_images, amp=cfg.amp)
+                       loss=loss_config(cfg), precise_bn_images=cfg.precise_bn_images, amp=cfg.amp, sync_bn=cfg.sync_bn)
 
 
 def model_summary(model: nn.Module, shape) -> dict:
@@ -256,23 +260,43 @@ def model_summary(model: nn.Module, shape) -> dict:
 
 def compress(cfg: CompressConfig | dict | None = None, show_progress: bool = True, log=print,
              teacher: nn.Module | None = None, student: nn.Module | None = None, data: Dataset | None = None) -> dict:
-    """Run the whole compression job and return the report (also written to OUT/report.json)."""
+    """Run the whole compression job and return the report (also written to OUT/report.json).
+
+    Under ``torchrun`` every rank calls this; rank 0 holds the run folder's lock, logs and writes,
+    and after training it alone scores the test set and exports (the others return ``{}``).
+    """
     cfg = as_config(cfg)
+    dist = setup_dist(cfg.device, cfg.dist_timeout_s)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    with file_lock(out / ".compress.lock", wait=False, what=f"the run folder {out}"):
-        return _compress(cfg, out, show_progress, log, teacher, student, data)
+    with _run_lock(dist, out):
+        return _compress(cfg, out, show_progress and dist.main, log if dist.main else _silent, teacher, student,
+                         data, dist)
 
 
-def _compress(cfg, out: Path, show_progress, log, teacher_module, student_module, data) -> dict:
+def _silent(_msg: str) -> None:
+    pass
+
+
+def _run_lock(dist, out: Path):
+    from contextlib import nullcontext
+
+    return file_lock(out / ".compress.lock", wait=False, what=f"the run folder {out}") if dist.main else nullcontext()
+
+
+def _compress(cfg, out: Path, show_progress, log, teacher_module, student_module, data, dist) -> dict:
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
     parts = parse_method(cfg.method)
     losses = loss_config(cfg)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    device = pick_device(cfg.device)
-    atomic_write_bytes(out / "config.toml", to_toml(cfg.to_dict()).encode())
+    device = device_for(dist, cfg.device) or pick_device(cfg.device)
+    if dist.main:
+        atomic_write_bytes(out / "config.toml", to_toml(cfg.to_dict()).encode())
+    if dist.active:
+        log(f"distributed: {dist.world} processes ({dist.backend}); global batch {cfg.batch_size} = "
+            f"{cfg.batch_size // max(1, dist.world)} per rank, lr {cfg.lr}")
 
     t = time.perf_counter()
     data = data if data is not None else load_run_data(cfg, show_progress)
@@ -288,10 +312,11 @@ def _compress(cfg, out: Path, show_progress, log, teacher_module, student_module
     teacher, teacher_info = None, {}
     if losses.needs_teacher or "ig" in parts:
         # A teacher trained here sees the whole training pool, so every Monte Carlo draw shares it.
-        teacher, teacher_info = get_teacher(cfg, data, splits, out, device, show_progress, teacher_module)
-        teacher_info["val_acc"] = teacher_accuracy(teacher, "val", data.train if splits.val_idx is not None else data.val,
-                                                   splits.val_idx, data.mean, data.std, device)
-        log(f"teacher: {teacher_info['source']} — val {teacher_info['val_acc']:.2f}%")
+        teacher, teacher_info = get_teacher(cfg, data, splits, out, device, show_progress, teacher_module, dist)
+        if dist.main:
+            teacher_info["val_acc"] = teacher_accuracy(teacher, "val", data.train if splits.val_idx is not None
+                                                       else data.val, splits.val_idx, data.mean, data.std, device)
+            log(f"teacher: {teacher_info['source']} — val {teacher_info['val_acc']:.2f}%")
     timings["teacher_s"] = round(time.perf_counter() - t, 2)
 
     ig_maps, ig_info = None, None
@@ -300,7 +325,9 @@ def _compress(cfg, out: Path, show_progress, log, teacher_module, student_module
         settings = IGSettings(n_steps=cfg.ig_steps, internal_batch_size=cfg.ig_internal_batch)
         # Maps for the whole training pool: Monte Carlo draws (train_fraction < 1) share one cache.
         cache = precompute_ig(teacher, data.train.images, data.train.labels, splits.pool, out / "ig-cache",
-                              data.mean, data.std, settings, device=str(device), show_progress=show_progress)
+                              data.mean, data.std, settings, device=str(device), show_progress=show_progress,
+                              rank=dist.rank, world=dist.world)
+        barrier(dist, "computing IG maps")
         cached_idx, maps = cache.load()
         if not np.array_equal(cached_idx, splits.pool):  # guarded by the manifest; a cheap second check
             raise EdgekdError(f"IG cache {cache.dir} indexes other images", f"delete {cache.dir} to recompute it")
@@ -321,6 +348,8 @@ def _compress(cfg, out: Path, show_progress, log, teacher_module, student_module
                    checkpoint=out / "student.ckpt", device=device, progress_label=f"student ({cfg.method})",
                    show_progress=show_progress)
     timings["student_s"] = round(time.perf_counter() - t, 2)
+    if not dist.main:
+        return {}  # rank 0 scores the test set once, writes the report and exports
 
     # The test set is scored once, after model selection on validation.
     student_test = evaluate(student.model, data.test, data.mean, data.std, device)
@@ -344,6 +373,8 @@ def _compress(cfg, out: Path, show_progress, log, teacher_module, student_module
                                                           "ig_steps", "cf", "early_width", "amp", "loss_weights")},
         "attention_pairs": pairs,
         "seed": cfg.seed,
+        "distributed": {**dist.describe(), "global_batch": cfg.batch_size,
+                        "per_rank_batch": cfg.batch_size // dist.world, "lr": cfg.lr} if dist.active else None,
         "ig": ig_info,
         "timings": timings,
         "device": str(device),
@@ -398,17 +429,22 @@ class _Rows:
 def train_teacher(cfg: CompressConfig | dict, show_progress: bool = True) -> dict:
     """Only the teacher stage of ``compress``: OUT/teacher.pt, scored on validation (and the test set once)."""
     cfg = as_config(cfg)
+    dist = setup_dist(cfg.device, cfg.dist_timeout_s)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    with file_lock(out / ".compress.lock", wait=False, what=f"the run folder {out}"):
+    with _run_lock(dist, out):
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
-        device = pick_device(cfg.device)
-        data = load_run_data(cfg, show_progress)
+        device = device_for(dist, cfg.device) or pick_device(cfg.device)
+        data = load_run_data(cfg, show_progress and dist.main)
         splits = make_splits(data, cfg)
         from dataclasses import replace
 
-        teacher, info = get_teacher(replace(cfg, teacher=""), data, splits, out, device, show_progress)
+        teacher, info = get_teacher(replace(cfg, teacher="", pretrained_teacher=False), data, splits, out, device,
+                                    show_progress and dist.main, dist=dist)
+        barrier(dist, "saving the teacher")
+        if not dist.main:
+            return {}
         info["val_acc"] = evaluate(teacher, splits.val_set, data.mean, data.std, device)
         # the test set once, plain and with flip test-time augmentation (reported side by side, chosen by neither)
         info["test_acc"] = teacher_accuracy(teacher, "test", data.test, None, data.mean, data.std, device)

@@ -46,8 +46,11 @@ def fast_batch_size(n_images: int) -> int:
 def teacher_train_config(cfg, n_images: int) -> TrainConfig:
     """The teacher stage's TrainConfig from a CompressConfig and the number of training images."""
     if cfg.teacher_recipe == "fast" or (cfg.teacher_recipe == "auto" and cfg.teacher_arch == "airbench"):
-        return fast_recipe(cfg.teacher_epochs, fast_batch_size(n_images), seed=cfg.seed, amp=cfg.amp)
+        from dataclasses import replace
+
+        return replace(fast_recipe(cfg.teacher_epochs, fast_batch_size(n_images), seed=cfg.seed, amp=cfg.amp),
+                       sync_bn=cfg.sync_bn)
     return TrainConfig(epochs=cfg.teacher_epochs, batch_size=cfg.batch_size, lr=cfg.teacher_lr,
                        optimizer=cfg.teacher_optimizer, weight_decay=cfg.teacher_weight_decay, schedule="cosine",
-                       seed=cfg.seed, amp=cfg.amp, precise_bn_images=cfg.precise_bn_images,
+                       seed=cfg.seed, amp=cfg.amp, precise_bn_images=cfg.precise_bn_images, sync_bn=cfg.sync_bn,
                        loss=LossConfig(weights={"ce": 1.0}, params={"label_smoothing": cfg.label_smoothing}))

@@ -27,6 +27,7 @@ from torch import nn
 
 from edgekd.data.dataset import ImageSet
 from edgekd.data.transforms import normalize, random_crop_flip, to_float
+from edgekd.distill.distributed import Dist, all_sum, barrier, broadcast_buffers, current
 from edgekd.distill.losses import LossConfig, LossInputs, total_loss
 from edgekd.distill.overlay import overlay_ig
 from edgekd.errors import EdgekdError
@@ -60,6 +61,7 @@ class TrainConfig:
     # eval mode vs 34 % with recomputed statistics after 2 epochs on digits).
     precise_bn_images: int = 2048
     eval_every: int = 1  # validate every N epochs (and always after the last)
+    sync_bn: bool = False  # SyncBatchNorm across ranks (GPUs only: PyTorch has no CPU SyncBatchNorm)
     loss: LossConfig = field(default_factory=LossConfig)
 
     def fingerprint(self) -> str:
@@ -146,14 +148,19 @@ def predict(model: nn.Module, data: ImageSet, mean, std, device="cpu", batch_siz
 
 @torch.no_grad()
 def evaluate(model: nn.Module, data: ImageSet, mean, std, device="cpu", batch_size: int = 500, tta: int = 0,
-             amp: str = "off") -> float:
-    """Top-1 accuracy in percent on un-augmented images."""
+             amp: str = "off", dist: Dist | None = None) -> float:
+    """Top-1 accuracy in percent on un-augmented images. With several ranks each scores its share once."""
     if len(data) == 0:
         return float("nan")
-    logits = predict(model, data, mean, std, device, batch_size, tta, amp)
-    if not np.isfinite(logits).all():
+    dist = dist or Dist()
+    part = data.subset(np.arange(dist.rank, len(data), dist.world)) if dist.active else data
+    logits = predict(model, part, mean, std, device, batch_size, tta, amp)
+    finite = float(np.isfinite(logits).all())
+    correct = float((logits.argmax(1) == part.labels).sum()) if len(part) else 0.0
+    correct, finite, n = all_sum(dist, [correct, finite, float(len(part))], "scoring validation")
+    if finite < dist.world:
         raise EdgekdError("the model outputs NaN or infinite values", "its weights are broken: retrain it")
-    return 100.0 * float((logits.argmax(1) == data.labels).mean())
+    return 100.0 * correct / n
 
 
 @torch.no_grad()
@@ -302,6 +309,14 @@ def train(
         raise EdgekdError(f"unknown augmentation flip={cfg.flip!r} pad_mode={cfg.pad_mode!r}",
                           "flip: random | alternating | none; pad_mode: constant | reflect")
     pairs = at_pairs if cfg.loss.needs_features else []
+    dist = current()
+    if dist.active and cfg.batch_size % dist.world:
+        raise EdgekdError(f"the batch size {cfg.batch_size} does not split evenly over {dist.world} ranks",
+                          f"use a multiple of {dist.world} (it is the global batch; each rank takes its share)")
+    if cfg.sync_bn and dist.active and device.type != "cuda":
+        raise EdgekdError("sync_bn needs GPUs: PyTorch's SyncBatchNorm does not run on CPU",
+                          "drop sync_bn on CPU (each rank then normalises its own slice of the batch)")
+    show_progress = show_progress and dist.main
     # channels_last runs convolutions ~1.6x faster on CPU (measured here, benchmarks/teacher.md).
     model.to(device, memory_format=torch.channels_last)
     if teacher is not None:
@@ -314,7 +329,8 @@ def train(
     total_steps = cfg.epochs * steps_per_epoch
     opt = make_optimizer(model, cfg)
     base_lrs = [g["lr"] for g in opt.param_groups]
-    gen = torch.Generator().manual_seed(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)  # the permutation: the same on every rank
+    aug = gen if not dist.active else torch.Generator().manual_seed(cfg.seed * 1000 + dist.rank)
     torch.manual_seed(cfg.seed)
     flip_bits = np.random.default_rng(cfg.seed).integers(0, 2, n) if cfg.flip == "alternating" else None
     lookahead = _Lookahead(model) if cfg.lookahead else None
@@ -336,6 +352,8 @@ def train(
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         gen.set_state(state["generator"])
+        if dist.active and "aug_generators" in state and dist.rank < len(state["aug_generators"]):
+            aug.set_state(state["aug_generators"][dist.rank])
         torch.set_rng_state(state["torch_rng"])
         if lookahead is not None:
             lookahead.ema = state["lookahead"]
@@ -347,6 +365,12 @@ def train(
         model.init_whitening(_to_input(train_set.images[np.sort(sample)], mean, std, "cpu").to(device))
         if lookahead is not None:
             lookahead = _Lookahead(model)
+    net = model
+    if dist.active:
+        if cfg.sync_bn:
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
+                                                  broadcast_buffers=True)
 
     started = time.perf_counter()
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
@@ -421,6 +445,15 @@ def train(
         model.load_state_dict(best_state)
     model.eval()
     return TrainResult(best_val, best_epoch, history, round(time.perf_counter() - started, 2))
+
+
+def _gather_generator_states(dist: Dist, aug: torch.Generator) -> list:
+    """Every rank's augmentation generator, so that a resumed run continues each rank's stream."""
+    if not dist.active:
+        return [aug.get_state()]
+    out = [None] * dist.world
+    torch.distributed.all_gather_object(out, aug.get_state())
+    return out
 
 
 def _read_checkpoint(path: Path) -> dict:

@@ -44,7 +44,7 @@ class Motion:
     scale: TimeFn | None = None  # t → factor about the image centre
     warp_px: float = 0.0  # peak amplitude of a smooth non-rigid deformation
     warp_hz: float = 0.5
-    gain: TimeFn | None = None  # t → multiplicative brightness
+    gain: TimeFn | None = None  # t → multiplicative brightness, (T,) for all channels or (T, 3) per BGR channel
     gradient: float = 0.0  # brightness ramp across the image (fraction, left → right), grows with t
     noise_std: float = 0.0  # additive Gaussian noise on 0..255 values
     blur_sigma: float = 0.0
@@ -135,7 +135,8 @@ def make_sequence(image, n_frames: int, motion: Motion, seed: int = 0) -> Sequen
     grid = np.column_stack([xs.ravel(), ys.ravel()])
     base = img.astype(np.float32)
     frames = np.empty((n_frames, h, w, 3), np.uint8)
-    gain = np.ones(n_frames) if motion.gain is None else np.broadcast_to(motion.gain(times), (n_frames,))
+    gain = np.ones((n_frames, 1)) if motion.gain is None else np.asarray(motion.gain(times), np.float64)
+    gain = gain.reshape(n_frames, -1) if gain.size in (n_frames, 3 * n_frames) else np.broadcast_to(gain, (n_frames, 1))
     ramp = (xs / max(w - 1, 1) - 0.5).astype(np.float32)
     for i in range(n_frames):
         g = grid if field_fn is None else grid - field_fn(i, grid)
@@ -143,8 +144,8 @@ def make_sequence(image, n_frames: int, motion: Motion, seed: int = 0) -> Sequen
         mx = src[:, 0].reshape(h, w).astype(np.float32)
         my = src[:, 1].reshape(h, w).astype(np.float32)
         f = cv2.remap(base, mx, my, interpolation=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT101)
-        light = gain[i] * (1.0 + motion.gradient * (i / max(n_frames - 1, 1)) * ramp)
-        f = f * light[..., None]
+        light = 1.0 + motion.gradient * (i / max(n_frames - 1, 1)) * ramp
+        f = f * light[..., None] * gain[i].astype(np.float32)[None, None, :]
         if motion.blur_sigma > 0:
             f = cv2.GaussianBlur(f, (0, 0), motion.blur_sigma)
         if motion.noise_std > 0:
