@@ -73,3 +73,22 @@ def test_device_modules_do_not_import_torch():
         """
     )
     assert proc.stdout.strip() == "ok", proc.stderr
+
+
+def test_an_export_folder_benches_on_a_device_without_torch(tmp_path):
+    folder = tmp_path / "export" / "student"
+    folder.mkdir(parents=True)
+    write_onnx(folder / "model.onnx")
+    (folder / "model.pt").write_bytes(b"weights this device cannot run")
+    code = """
+        import sys
+        from edgekd.cli import app
+        try:
+            app(sys.argv[1:], prog_name="edgekd")
+        except SystemExit as e:
+            print("exit", e.code)
+    """
+    proc = _python(code, "bench", str(folder), "-n", "5", "--warmup", "1", "-t", "1", "--json", str(tmp_path / "r.json"))
+    assert "exit 0" in proc.stdout, proc.stdout + proc.stderr  # the folder's model.pt is skipped, not a failure
+    names = [Path(r["path"]).name for r in json.loads((tmp_path / "r.json").read_text())["results"]]
+    assert names == ["model.onnx"]

@@ -199,3 +199,26 @@ def test_subsets_are_views_not_copies():
     assert isinstance(sub.images, IndexedArray) and sub.images.base is base
     assert np.array_equal(sub.images[:], base[[5, 7]]) and sub.labels.tolist() == [1, 1]
     assert np.array_equal(sub.images[1], base[7]) and sub.images.shape == (2, 2, 2, 3)
+
+
+def test_an_edited_image_invalidates_the_cache(tmp_path, monkeypatch):
+    """A folder's own mtime does not change when a file inside it is rewritten; the cache must notice anyway."""
+    import os
+
+    from PIL import Image
+
+    monkeypatch.setenv("EDGEKD_CACHE", str(tmp_path / "cache"))
+    _write_images(tmp_path / "flat", {c: 10 for c in ("a", "b")})
+    rows = ["path,label"] + [f"flat/{c}/{i}.png,{c}" for c in ("a", "b") for i in range(10)]
+    (tmp_path / "list.csv").write_text("\n".join(rows))
+    before = {src: load_dataset(tmp_path / src, show_progress=False) for src in ("flat", "list.csv")}
+    victim = tmp_path / "flat" / "a" / "0.png"
+    dir_stat = (tmp_path / "flat").stat()
+    Image.fromarray(np.full((20, 24, 3), 7, np.uint8)).save(victim)
+    os.utime(tmp_path / "flat", ns=(dir_stat.st_atime_ns, dir_stat.st_mtime_ns))
+    for src, old in before.items():
+        new = load_dataset(tmp_path / src, show_progress=False)
+        assert (new.train.fingerprint(), new.test.fingerprint()) != (old.train.fingerprint(), old.test.fingerprint()), src
+    victim.write_bytes(b"not a png")
+    with pytest.raises(EdgekdError, match="cannot decode image"):
+        load_dataset(tmp_path / "flat", show_progress=False)

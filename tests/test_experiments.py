@@ -169,6 +169,12 @@ def test_finished_runs_are_never_repeated(tmp_path):
     assert (teacher.stat().st_mtime_ns, report.stat().st_mtime_ns) == stamps  # neither retrained nor rewritten
     with pytest.raises(EdgekdError, match="finished with other settings .*epochs"):
         ex.run_family(shard="0/2", **{**kw, "overrides": {**TINY, "epochs": 2}})
+    # a run made before a setting existed (the key absent, the new value at its default) is still the same run
+    run_file = report.parent / "run.json"
+    older = json.loads(run_file.read_text())
+    del older["config"]["sync_bn"]
+    run_file.write_text(json.dumps(older))
+    assert ex.run_family(shard="0/2", **kw)["skipped"] == 1
     listing = ex.run_family(dry_run=True, **kw)
     assert listing["runs_total"] == 2 and listing["already_finished"] == 1 and listing["runs_left"] == 1
     run = json.loads((report.parent / "run.json").read_text())

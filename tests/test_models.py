@@ -156,22 +156,22 @@ def test_torchscript_and_exported_programs_load(tmp_path):
 
 
 def test_user_entry_point_and_its_arguments(tmp_path, monkeypatch):
-    (tmp_path / "mynets.py").write_text(textwrap.dedent("""
+    (tmp_path / "unit_nets.py").write_text(textwrap.dedent("""
         from torch import nn
         def tiny(num_classes=10, width=8):
             return nn.Sequential(nn.Conv2d(3, width, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, num_classes))
         NOT_A_MODEL = 3
     """))
     monkeypatch.chdir(tmp_path)
-    got = build_arch("mynets:tiny", {"width": 4})
+    got = build_arch("unit_nets:tiny", {"width": 4})
     assert got.kind == "entrypoint" and got.model(torch.zeros(1, 3, 8, 8)).shape == (1, 10)
-    assert build_arch(f"{tmp_path / 'mynets.py'}:tiny").model[0].out_channels == 8
+    assert build_arch(f"{tmp_path / 'unit_nets.py'}:tiny").model[0].out_channels == 8
     with pytest.raises(EdgekdError, match=r"does not take argument\(s\) depth.*it takes: num_classes, width"):
-        build_arch("mynets:tiny", {"depth": 3})
+        build_arch("unit_nets:tiny", {"depth": 3})
     with pytest.raises(EdgekdError, match="cannot import"):
         build_arch("nosuchpkg.nets:tiny")
     with pytest.raises(EdgekdError, match="no callable"):
-        build_arch("mynets:NOT_A_MODEL")
+        build_arch("unit_nets:NOT_A_MODEL")
 
 
 def test_macs_count_any_module():

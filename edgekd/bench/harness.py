@@ -142,7 +142,10 @@ def expand_models(models: Sequence[str | os.PathLike], formats: Sequence[str]) -
             continue
         found = []
         # a device install has no torch: an export folder's model.pt is skipped there, not a failure
-        has_torch = importlib.util.find_spec("torch") is not None
+        try:
+            has_torch = importlib.util.find_spec("torch") is not None
+        except (ImportError, ValueError):
+            has_torch = False
         for f in p.iterdir():
             try:
                 fmt = format_of_file(f)

@@ -1,12 +1,12 @@
 """TFLite export with litert-torch (no TensorFlow) and full-integer INT8.
 
-Two full-integer INT8 methods, and neither wins everywhere (benchmarks/export_cifar10.md):
+Two full-integer INT8 methods, and neither wins everywhere (benchmarks/export_robustness.md):
 ai-edge-quantizer's ``static_wi8_ai8`` recipe on the fp32 .tflite makes every op int8, but
-its calibration clipped ranges on some models (CIFAR student: −1.15 pp on test vs −0.12 pp
-for PT2E; DFE encoder: output range cut from 7.6 to 3.0); litert-torch's PT2E flow leaves
-residual ADDs in float yet ran as fast here (0.694 vs 0.691 ms). So the classifier exporter
-builds both and keeps the better on validation (``edgekd.convert.classifier``); this
-function's default is ai-edge-quantizer.
+its calibration clipped ranges on some models (a weak digits student: 4–6 pp lost on test;
+DFE encoder: output range cut from 7.6 to 3.0); litert-torch's PT2E flow leaves residual
+ADDs in float (with min-max or histogram activation ranges). So the classifier exporter
+builds the candidates and keeps the best on a held-out split (``edgekd.convert.classifier``);
+this function's default is ai-edge-quantizer.
 """
 
 from __future__ import annotations

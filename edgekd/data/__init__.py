@@ -8,8 +8,8 @@ or flat ``<class>/`` folders); a ``.csv`` of ``path,label[,split]``; an ``.npz``
 Sources without a test split are split stratified with a fixed seed (the test set never
 changes between runs). Everything but digits is decoded once into memory-mapped uint8
 arrays under ``$EDGEKD_CACHE`` (default ``~/.cache/edgekd``), keyed by the source's path,
-size, modification time and the image size, so later runs start in a fraction of a second
-and never hold the whole set in RAM.
+size and modification time (and those of every file a folder or CSV holds) and the image
+size, so later runs start in a fraction of a second and never hold the whole set in RAM.
 """
 
 from __future__ import annotations
@@ -43,10 +43,31 @@ CACHE_VERSION = "v2"
 NAMED = ("digits", "cifar10", "cifar100")
 
 
-def _source_key(path: Path, image_size: int | None, kind: str) -> str:
+def _stamp(path: Path) -> str:
     st = path.stat()
-    text = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{image_size}|{kind}|{CACHE_VERSION}"
-    return hashlib.sha1(text.encode()).hexdigest()[:16]
+    return f"{st.st_size}|{st.st_mtime_ns}"
+
+
+def _member_files(path: Path) -> list[Path]:
+    """The files a folder or CSV source is made of: editing any of them must invalidate the cache."""
+    if path.is_dir():
+        return sorted(p for p in path.rglob("*") if p.is_file())
+    if path.suffix.lower() == ".csv":
+        from edgekd.data.imagefolder import read_csv_list
+
+        rows, base = read_csv_list(path)
+        return [p if p.is_absolute() else base / p for p in (Path(r[0]) for r in rows)]
+    return []
+
+
+def _source_key(path: Path, image_size: int | None, kind: str) -> str:
+    h = hashlib.sha1(f"{path.resolve()}|{_stamp(path)}|{image_size}|{kind}|{CACHE_VERSION}".encode())
+    for member in _member_files(path):
+        try:
+            h.update(f"|{member}|{_stamp(member)}".encode())
+        except OSError:  # a missing member is reported when the source is decoded
+            h.update(f"|{member}|missing".encode())
+    return h.hexdigest()[:16]
 
 
 def _progress(label: str, total: int, show: bool):

@@ -8,6 +8,7 @@ uint8 RGB NHWC. Read with ``allow_pickle=False``: an object array is refused.
 from __future__ import annotations
 
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -49,7 +50,7 @@ def read_npz(path: Path) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], tupl
     try:
         z = np.load(path, allow_pickle=False)
         keys = set(z.files)
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+    except (OSError, ValueError, zipfile.BadZipFile, zlib.error, EOFError) as exc:
         raise EdgekdError(f"{path} is not a readable .npz ({type(exc).__name__})", "write it with numpy.savez") from None
     splits = {}
     try:
@@ -65,7 +66,7 @@ def read_npz(path: Path) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], tupl
         classes = tuple(str(c) for c in z["classes"]) if "classes" in keys else None
     except ValueError as exc:  # object arrays need pickle, which is refused
         raise EdgekdError(f"{path}: {str(exc)[:120]}", "store plain numeric arrays (no Python objects)") from None
-    except (zipfile.BadZipFile, OSError, EOFError, KeyError) as exc:  # a damaged member (bad CRC, truncated)
+    except (zipfile.BadZipFile, zlib.error, OSError, EOFError, KeyError) as exc:  # a damaged member (bad CRC, truncated)
         raise EdgekdError(f"{path} is damaged ({type(exc).__name__}: {str(exc)[:80]})", "re-create the .npz") from None
     if "train" not in splits and "all" not in splits:
         raise EdgekdError(f"{path} has arrays {sorted(keys)}",

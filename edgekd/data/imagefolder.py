@@ -19,6 +19,7 @@ import csv
 import io
 import tarfile
 import zipfile
+import zlib
 from pathlib import Path, PurePosixPath
 
 import numpy as np
@@ -95,7 +96,7 @@ class FileSource:
             return (self.root / name).read_bytes()
         try:
             return self.zip.read(name)
-        except (zipfile.BadZipFile, OSError, KeyError, EOFError, ValueError) as exc:
+        except (zipfile.BadZipFile, zlib.error, OSError, KeyError, EOFError, ValueError) as exc:
             raise EdgekdError(f"{self.path}: cannot read {name} ({type(exc).__name__})",
                               "the archive is corrupt: re-download it") from None
 

@@ -65,7 +65,15 @@ class TrainConfig:
     loss: LossConfig = field(default_factory=LossConfig)
 
     def fingerprint(self) -> str:
-        return hashlib.sha1(json.dumps(asdict(self), sort_keys=True, default=str).encode()).hexdigest()[:12]
+        settings = asdict(self)
+        for name, default in ADDED_SETTINGS.items():  # checkpoints made before these existed still resume
+            if settings[name] == default:
+                del settings[name]
+        return hashlib.sha1(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+# Settings added after checkpoints were already being written, with the value those checkpoints used.
+ADDED_SETTINGS = {"sync_bn": False}
 
 
 @dataclass

@@ -16,7 +16,7 @@ import numpy as np
 
 from edgekd.errors import EdgekdError
 from edgekd.heartrate import face as facemod
-from edgekd.heartrate.fusion import DEFAULT_MIN_SNR_DB, DEFAULT_MIN_SNR_DB_RPPG, WindowResult, fuse
+from edgekd.heartrate.fusion import DEFAULT_MIN_SNR_DB, DEFAULT_MIN_SNR_DB_RPPG, WindowResult, fuse, hold
 from edgekd.heartrate.ibcg import ibcg_window
 from edgekd.heartrate.rppg import roi_stats, rppg_estimate
 from edgekd.heartrate.signal import DEFAULT_BAND_HZ, bandpass, check_band
@@ -161,7 +161,7 @@ class HeartRateMonitor:
         self._since_estimate += 1
         if len(self._times) >= self.window_frames and self._since_estimate >= self.step_frames:
             self._since_estimate = 0
-            result = self._estimate()
+            result = hold(self.results, self._estimate())
             self.results.append(result)
             self._maybe_retrack(frame)
             return result

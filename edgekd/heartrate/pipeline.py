@@ -196,7 +196,7 @@ def estimate_from_tracks(
     on_window=None,
 ) -> dict:
     """Heart rate from feature trajectories (``edgekd heartrate --tracks``): the video path's iBCG stage and gate."""
-    from edgekd.heartrate.fusion import WindowResult, fuse
+    from edgekd.heartrate.fusion import WindowResult, fuse, hold
     from edgekd.heartrate.ibcg import ibcg_window
     from edgekd.heartrate.monitor import _resample, summarize
     from edgekd.heartrate.signal import check_band
@@ -227,7 +227,7 @@ def estimate_from_tracks(
         r = WindowResult(float(times[0]), float(times[-1]), float(bpm), float(snr), quality, source,
                          bpm_ibcg=float(w.bpm), snr_ibcg=float(snr), bpm_ibcg_intervals=float(w.bpm_intervals),
                          flags=["ibcg: " + w.reason] if w.reason else [])
-        results.append(r)
+        results.append(hold(results, r))
         if on_window is not None:
             on_window(r)
     return {"source": str(path), "method": "ibcg", "tracker": "file", "fps": rate, "rate_source": tracks.rate_source,

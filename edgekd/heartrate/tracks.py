@@ -66,6 +66,7 @@ def _from_arrays(x: np.ndarray, y: np.ndarray, ok, times, file_fps, name: str):
 
 def _read_npz(path: Path):
     import zipfile
+    import zlib
 
     try:
         z = np.load(path, allow_pickle=False)
@@ -84,7 +85,7 @@ def _read_npz(path: Path):
         fps = float(np.asarray(z["fps"]).reshape(-1)[0]) if "fps" in keys else None
     except EdgekdError:
         raise
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError, IndexError, TypeError) as exc:
+    except (OSError, ValueError, zipfile.BadZipFile, zlib.error, EOFError, KeyError, IndexError, TypeError) as exc:
         raise EdgekdError(f"{path} is not a readable trajectory .npz ({type(exc).__name__})") from None
     return _from_arrays(x, y, ok, times, fps, path.name)
 

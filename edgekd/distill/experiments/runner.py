@@ -136,7 +136,10 @@ def _execute_locked(run: Run, out: Path, cfg, root: Path, compress_fn, log, show
     if (out / "report.json").exists():
         done = json.loads((out / "run.json").read_text()).get("config", {}) if (out / "run.json").exists() else {}
         want = json.loads(json.dumps(cfg.to_dict()))
-        changed = sorted(k for k in want if k not in RUNTIME_KEYS and done and done.get(k) != want[k])
+        default = json.loads(json.dumps(type(cfg)().to_dict()))
+        # a setting added after the run was made, left at its default, is what that run used
+        changed = sorted(k for k in want if k not in RUNTIME_KEYS and done
+                         and done.get(k, default.get(k)) != want[k])
         if changed:
             raise EdgekdError(f"{out} was finished with other settings ({', '.join(changed)})",
                               "use another --root for a different budget, or delete the old runs")
