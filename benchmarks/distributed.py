@@ -158,6 +158,9 @@ def main() -> None:
                      f"({min(ratios[key]):.2f} … {max(ratios[key]):.2f}) |")
     lines += ["", f"N = {args.repeats} pairs. Per rank: each of the 2 ranks computes half the IG chunks and takes 32 of "
               "every 64-image global batch; rank 0 alone scores the test set and writes the report (the other waits). "
+              "A ratio above 1 means two processes are slower: on one 2-core CPU the gloo all-reduce after every "
+              "step of a small model costs more than the second process gains; processes pay off across machines "
+              "or GPUs. "
               "Accuracy: " + ", ".join(f"{r['procs']} proc {r['test_acc']:.2f} %" for r in rows) + "."]
     (HERE / "distributed.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

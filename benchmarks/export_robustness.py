@@ -29,6 +29,23 @@ FIXTURES = {
 }
 
 
+READING = """
+Reading (N = 5 seeds per fixture, one machine):
+- The failure was the fixture, not a CPU's kernels: the old fixture (a 41 k-parameter truncated student trained 4 epochs,
+  ~50 % accurate, its logits close together) loses 0.3–4.5 pp in TFLite INT8 depending on the seed alone, and two
+  of five seeds fail a 3 pp gate *on this AMD machine* — seed 2 reproduces the issue's Intel figure (+4.46 pp)
+  exactly. Which CPU trained it only decides which of these models one gets (oneDNN picks other kernels, so
+  training diverges in the last bits and then everywhere).
+- The suite's fixture is now a ResNet-8 (78 k parameters) trained 12 epochs (93–96 %): every seed passes with a 0.0–0.6 pp drop and
+  99.4–100 % agreement, and the tests assert what must hold on any CPU (every format scored on the whole test split,
+  agreement and the gate computed by the product) rather than one machine's numbers.
+- The product's rule (keep the TFLite INT8 candidate with the best validation agreement among those within the
+  gate) picks PT2E min-max where ai-edge-quantizer is worse on validation; where validation cannot separate them
+  (195 images) it keeps ai-edge-quantizer. On the weak models that choice can still be wrong on test (seed 2):
+  validation is small, and a model that fragile is flagged by the gate rather than shipped.
+"""
+
+
 def main() -> None:
     import torch
 
@@ -85,7 +102,8 @@ def main() -> None:
     (HERE / "export_robustness.md").write_text(
         "# TFLite INT8 across \"CPUs\": other training seeds stand in for other machines\n\n"
         f"`python benchmarks/export_robustness.py --seeds {args.seeds}` on {m['cpu']}. See the script's docstring for "
-        "what is measured; the Intel figure (−4.46 pp) is the issue's, not measured here.\n\n" + "\n".join(lines) + "\n")
+        "what is measured; the Intel figure (−4.46 pp) is the issue's, not measured here.\n\n" + "\n".join(lines) + "\n"
+        + READING)
     print("\n".join(lines))
 
 

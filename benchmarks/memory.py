@@ -37,6 +37,24 @@ def _status(pid: int) -> dict[str, int]:
     return out
 
 
+def stage_table(samples: list, timings: dict) -> str:
+    """Peak anonymous memory per stage, from the samples (every 2 s) and the report's stage times in order."""
+    t0 = samples[0][0]
+    bounds, t = [], 0.0
+    for key, label in (("data_s", "data (decode to the memmapped cache)"), ("teacher_s", "teacher (train 1 epoch + score)"),
+                       ("ig_s", "IG maps (20,000 images into the float16 memmap)"), ("student_s", "student training")):
+        bounds.append((label, t, t + timings.get(key, 0.0)))
+        t += timings.get(key, 0.0)
+    bounds.append(("scoring the student on the 10,000 test images, report", t, float("inf")))
+    rows = ["| stage | peak anonymous MB (2 s samples) |", "|---|---|"]
+    for label, lo, hi in bounds:
+        anon = [a for ts, a, _ in samples if lo <= ts - t0 < hi]
+        rows.append(f"| {label} | {max(anon) // 1024 if anon else '–'} |")
+    return ("\n".join(rows) + "\n\nThe peaks are the evaluation passes (large batches of 96×96 activations through the "
+            "network), not the data: while the IG maps for all 20,000 images are written, anonymous memory stays "
+            "around 1 GB, and the maps themselves never enter it (they are file-backed pages the kernel can drop).\n")
+
+
 def main() -> None:
     sys.path.insert(0, str(ROOT))
     from edgekd.utils.io import write_json
@@ -84,7 +102,7 @@ def main() -> None:
             "| for scale: the 20,000 images as uint8 | 553 |\n"
             "| for scale: their IG maps as float32 in RAM (edgekd ≤ 0.1) | 737 |\n"
             "| for scale: their IG maps as the float16 memmap (now, on disk) | 369 |\n\n"
-            f"Stage times (s): {rep['timings']}.\n")
+            f"Stage times (s): {rep['timings']}.\n\n" + stage_table(samples[::10], rep["timings"]))
     (HERE / "memory.md").write_text(text)
     print(text)
 

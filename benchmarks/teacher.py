@@ -119,15 +119,68 @@ def part_train(out: Path, epochs: int, repeats: int, root: Path) -> None:
         write_json(out, {"runs": runs})
 
 
+def part_report(steps_file: Path, runs_file: Path) -> None:
+    """benchmarks/teacher.md: the step table (ratios against fp32 NCHW at batch 256, 2 threads) and every run."""
+    import statistics
+
+    from edgekd.utils.io import read_json
+
+    steps = read_json(steps_file)
+    m = steps["machine"]
+    base = {r["arch"]: r["images_per_s"] for r in steps["rows"] if r["mode"] == "fp32" and r["batch"] == 256
+            and r["threads"] == 2}
+    base.setdefault("mobilenetv2_cifar", next(r["images_per_s"] for r in steps["rows"]
+                                              if r["arch"] == "mobilenetv2_cifar" and r["mode"] == "fp32-cl"))
+    lines = ["# The fast CPU teacher", "",
+             "## What each CPU technique buys (training steps)", "",
+             f"`{steps['command']}` on {m['cpu']} ({m['cores']} cores, bf16 instructions: {steps['bf16']}): forward, "
+             "backward and a Nesterov SGD step on real CIFAR-10 batches; N = 8 timed steps after 3 warm-up steps per "
+             "row; images/s from the median step, spread = the fastest and slowest step.", "",
+             "| network | technique | batch | threads | images/s | step s (min … max) | vs fp32 NCHW |",
+             "|---|---|---|---|---|---|---|"]
+    for r in steps["rows"]:
+        lines.append(f"| {r['arch']} | {r['mode']} | {r['batch']} | {r['threads']} | {r['images_per_s']:.0f} | "
+                     f"{r['median_s']:.3f} ({r['min_s']:.3f} … {r['max_s']:.3f}) | "
+                     f"{r['images_per_s'] / base[r['arch']]:.2f}× |")
+    lines += ["", "Read: channels_last alone is worth little here; bf16 autocast (this CPU has AVX-512-BF16) is worth "
+              "1.5×; torch.compile *loses* 10 % on top of it (its generated kernels beat neither oneDNN's convolutions "
+              "nor its bf16 path on 2 cores), so the recipe does not compile; a second thread gives 1.7×. Batches "
+              "larger than 256 are slower per image here (cache), but the recipe keeps airbench's batch 1024 so its "
+              "tuned learning rate schedule holds. The MobileNetV2 teacher, in its best mode, trains at 118 images/s: "
+              "airbench's dense 3×3 convolutions are 5.2× faster per image.", ""]
+    runs = read_json(runs_file).get("runs", []) if runs_file.exists() else []
+    if runs:
+        lines += ["## Training runs (`edgekd train-teacher --recipe fast`)", "",
+                  "Each row is the product's command on the shared CIFAR-10 (45,000 training images, 5,000 held out "
+                  "for validation; the official 10,000 test images scored once at the end). Test-time augmentation "
+                  "(flips) is reported beside plain accuracy; nothing is chosen on it.", "",
+                  "| epochs | run | machine load | wall s | val % | test % | test, flip TTA % |", "|---|---|---|---|---|---|---|"]
+        for r in runs:
+            lines.append(f"| {r['epochs']} | {r['repeat']} | {r.get('load', 'quiet')} | {r['wall_s']:.0f} | "
+                         f"{r['val_acc']:.2f} | {r['test_acc']:.2f} | {r['test_acc_flip_tta']:.2f} |")
+        for epochs in sorted({r["epochs"] for r in runs}):
+            group = [r for r in runs if r["epochs"] == epochs]
+            if len(group) > 1:
+                acc = [r["test_acc"] for r in group]
+                lines.append(f"\n{epochs} epochs, N = {len(group)}: test {statistics.mean(acc):.2f} ± "
+                             f"{statistics.stdev(acc):.2f} %, wall {statistics.median(r['wall_s'] for r in group):.0f} s "
+                             f"(min {min(r['wall_s'] for r in group):.0f}, max {max(r['wall_s'] for r in group):.0f}).")
+        lines.append("")
+    (HERE / "teacher.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--part", choices=["steps", "train"], required=True)
+    ap.add_argument("--part", choices=["steps", "train", "report"], required=True)
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--root", default="runs/teacher-bench")
     args = ap.parse_args()
     if args.part == "steps":
         part_steps(HERE / "teacher_steps.json")
+    elif args.part == "report":
+        part_report(HERE / "teacher_steps.json", HERE / "teacher_runs.json")
     else:
         part_train(HERE / "teacher_runs.json", args.epochs, args.repeats, Path(args.root))
 

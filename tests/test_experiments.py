@@ -149,6 +149,10 @@ def test_analysis_pairs_only_runs_with_the_same_seeds_and_splits():
     other = ex.analyse(rows("student", BASE, range(5)) + rows("kd", BETTER, range(100, 105)))
     kd = next(e for e in other if e["method"] == "kd")
     assert not kd["comparison"]["paired"] and kd["comparison"]["test"] in ("welch t", "mann-whitney u")
+    # a family still running: the baseline has 5 seeds, kd 3 of them → paired on those 3
+    partial = ex.analyse(rows("student", BASE, range(5)) + rows("kd", BETTER[:3], range(3)))
+    kd = next(e for e in partial if e["method"] == "kd")
+    assert kd["comparison"]["paired"] and kd["comparison"]["n_a"] == kd["comparison"]["n_b"] == 3
 
 
 # ─── resumption (real tiny runs on digits) ───

@@ -1,8 +1,9 @@
 """Aggregating finished runs: per-method summaries, the right test against the baseline, tables.
 
-Runs are paired when both labels have exactly the same (seed, split, subset and draw) keys;
-then the paired t-test or Wilcoxon (by a Shapiro–Wilk check of the differences) applies,
-otherwise Welch's t or Mann–Whitney U (``edgekd.distill.stats``). Holm corrects over the
+Runs are paired by their (seed, split, subset and draw) keys: two labels sharing at least two keys
+are compared on the shared ones (a family still running has some seeds for one method only) with
+the paired t-test or Wilcoxon (by a Shapiro–Wilk check of the differences); labels with no common
+keys (independent draws) get Welch's t or Mann–Whitney U (``edgekd.distill.stats``). Holm corrects over the
 labels compared with one baseline. A label is the method, prefixed by the student variant
 for the competitors (``mnv2-x0.5/kd``).
 """
@@ -64,10 +65,7 @@ def analyse(rows: list[dict], baseline: str = BASELINE, metric: str = "test_acc"
             entry = {"cf": cf, "method": m, "params": params, "summary": summarize(list(mine.values())).to_dict(),
                      "reference": REFERENCE_ABLATION.get(m) if is_reference else None, "comparison": None}
             if m != baseline and len(base) >= 2 and len(mine) >= 2:
-                paired = set(mine) == set(base)
-                keys = sorted(mine, key=str)
-                a = [mine[k] for k in keys] if paired else list(mine.values())
-                b = [base[k] for k in keys] if paired else list(base.values())
+                a, b, paired = _matched(mine, base)
                 entry["comparison"] = compare(a, b, paired=paired).to_dict()
             entries.append(entry)
         tested = [e for e in entries if e["comparison"]]
@@ -75,6 +73,14 @@ def analyse(rows: list[dict], baseline: str = BASELINE, metric: str = "test_acc"
             e["comparison"]["p_holm"] = p
         out.extend(entries)
     return out
+
+
+def _matched(a: dict, b: dict) -> tuple[list, list, bool]:
+    """Values of a and b on their common pairing keys (paired), or all of each when they share fewer than two."""
+    common = sorted(set(a) & set(b), key=str)
+    if len(common) >= 2:
+        return [a[k] for k in common], [b[k] for k in common], True
+    return list(a.values()), list(b.values()), False
 
 
 def compare_labels(rows: list[dict], pairs: list[tuple[str, str]], metric: str = "test_acc") -> list[dict]:
@@ -87,10 +93,7 @@ def compare_labels(rows: list[dict], pairs: list[tuple[str, str]], metric: str =
         rb = {(r["cf"], *_pair_key(r)): r[metric] for r in rows if r["method"] == b}
         if len(ra) < 2 or len(rb) < 2:
             continue
-        paired = set(ra) == set(rb)
-        keys = sorted(ra, key=str)
-        va = [ra[k] for k in keys] if paired else list(ra.values())
-        vb = [rb[k] for k in keys] if paired else list(rb.values())
+        va, vb, paired = _matched(ra, rb)
         out.append({"a": a, "b": b, "comparison": compare(va, vb, paired=paired).to_dict()})
     for e, p in zip(out, holm([e["comparison"]["p"] for e in out])):
         e["comparison"]["p_holm"] = p
@@ -163,7 +166,10 @@ def markdown_table(analysis: list[dict], title: str) -> str:
         row = [f"{e['cf']:g}×", e["method"], params, str(s["n"]), f"{_fmt(s['mean'])} ± {_fmt(s['sd'])}",
                f"[{_fmt(s['ci_low'])}, {_fmt(s['ci_high'])}]", _fmt(e["reference"])]
         if c:
-            row += [_fmt_difference(c), c["test"], f"{c['p']:.3g}", f"{c['p_holm']:.3g}",
+            base_n = next((b["summary"]["n"] for b in analysis if b["cf"] == e["cf"] and b["method"] == BASELINE), None)
+            shared = c["paired"] and (c["n_a"] != s["n"] or c["n_a"] != base_n)
+            test = f"{c['test']} on {c['n_a']} shared seeds" if shared else c["test"]
+            row += [_fmt_difference(c), test, f"{c['p']:.3g}", f"{c['p_holm']:.3g}",
                     f"{c['effect_name']} = {_fmt(c['effect_size'])}"]
         else:
             row += ["–"] * 5
