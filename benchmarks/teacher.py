@@ -160,6 +160,9 @@ def part_report(steps_file: Path, runs_file: Path) -> None:
                          f"{r['val_acc']:.2f} | {r['test_acc']:.2f} | {r['test_acc_flip_tta']:.2f} |")
         for epochs in sorted({r["epochs"] for r in runs}):
             group = [r for r in runs if r["epochs"] == epochs]
+            if len(group) == 1:
+                lines.append(f"\n{epochs} epochs: N = 1 so far, no spread yet — repeats: `python benchmarks/teacher.py "
+                             f"--part train --epochs {epochs} --repeats 2` on a quiet machine (~{group[0]['wall_s'] / 60 * 2:.0f} min).")
             if len(group) > 1:
                 acc = [r["test_acc"] for r in group]
                 lines.append(f"\n{epochs} epochs, N = {len(group)}: test {statistics.mean(acc):.2f} ± "

@@ -201,3 +201,18 @@ def test_feature_taps_and_automatic_attention_pairs():
         check_pairs(student, teacher, [("features.1", "features.13")], (1, 3, 32, 32))
     with pytest.raises(EdgekdError, match="share no feature-map resolution"):
         auto_pairs(create_model("resnet20", stem_stride=2), _Tiny(), (1, 3, 32, 32))  # 16/8/4 vs 32 only
+
+
+def test_a_named_builder_round_trips_through_its_file(tmp_path):
+    """A file records its builder's arguments, not the class's: mobilenetv2_x0_5 fixes width_mult and refuses it."""
+    from edgekd.distill.pipeline import builder_arguments
+    from edgekd.models.checkpoint import load_model
+    from edgekd.models.sources import build_arch, save_model
+
+    for arch, kwargs in (("mobilenetv2_x0_5", {"num_classes": 10}), ("student", {"cf": 4.12, "num_classes": 10}),
+                         ("resnet_cifar", {"depth": 8, "num_classes": 10})):
+        built = build_arch(arch, kwargs)
+        save_model(tmp_path / f"{arch}.pt", built.model, arch, builder_arguments(built))
+        model, info = load_model(tmp_path / f"{arch}.pt")
+        assert info["arch"] == arch and sum(p.numel() for p in model.parameters()) == \
+            sum(p.numel() for p in built.model.parameters())

@@ -210,7 +210,7 @@ def get_teacher(cfg: CompressConfig, data: Dataset, splits: Splits, out: Path, d
             "classes": list(data.classes), "mean": list(data.mean), "std": list(data.std),
             "image_size": list(data.image_size)}
     if dist is None or dist.main:
-        save_model(path, built.model.cpu(), cfg.teacher_arch, dict(getattr(built.model, "config", None) or built.kwargs),
+        save_model(path, built.model.cpu(), cfg.teacher_arch, builder_arguments(built),
                    meta=meta)
     return built.model.to(device), {"source": str(path), "trained_here": True, "reused": False, **built.describe(),
                                     **meta}
@@ -276,6 +276,14 @@ def compress(cfg: CompressConfig | dict | None = None, show_progress: bool = Tru
 
 def _silent(_msg: str) -> None:
     pass
+
+
+def builder_arguments(built) -> dict:
+    """What the file records to rebuild the model: the arguments its builder was called with. (A model's own
+    ``config`` describes its class, whose arguments a named builder such as ``mobilenetv2_x0_5`` may fix and refuse.)"""
+    if built.kind in ("registry", "entrypoint") and built.kwargs:
+        return dict(built.kwargs)
+    return dict(getattr(built.model, "config", None) or built.kwargs)
 
 
 def _run_lock(dist, out: Path):
@@ -390,7 +398,7 @@ def _compress(cfg, out: Path, show_progress, log, teacher_module, student_module
         report["compression_factor"] = round(t_sum["params"] / s_sum["params"], 2)
         report["compute_ratio"] = round(t_sum["macs"] / s_sum["macs"], 2)
     save_model(out / "student.pt", s_model, student.arch if student.kind != "python" else "python-object",
-               dict(getattr(s_model, "config", None) or student.kwargs),
+               builder_arguments(student),
                meta={"role": "student", "method": cfg.method, "val_acc": result.best_val_acc, "test_acc": student_test,
                      "mean": list(data.mean), "std": list(data.std), "classes": list(data.classes),
                      "image_size": list(data.image_size), "data": data.name,

@@ -45,6 +45,7 @@ def evaluate_on_imagenet_subset(models_dir: str | Path, folder: str | Path, teac
     import numpy as np
 
     from edgekd.data.dataset import CIFAR10_CLASSES, CIFAR10_MEAN, CIFAR10_STD
+    from edgekd.distill.experiments.families import DEFAULT_VARIANT
     from edgekd.distill.stats import summarize
     from edgekd.distill.trainer import predict
     from edgekd.models.checkpoint import load_model
@@ -61,7 +62,11 @@ def evaluate_on_imagenet_subset(models_dir: str | Path, folder: str | Path, teac
         if tuple(rep["data"]["classes"]) != CIFAR10_CLASSES or rep["data"]["name"] != "cifar10":
             raise EdgekdError(f"{p.parent} was trained on {rep['data']['name']}, not CIFAR-10",
                               "evaluate a family trained with --data ../shared/data/cifar10-png.zip")
-        candidates.append((p.parent.name, p, rep["method"]))
+        run_file = p.parent / "run.json"
+        variant = json.loads(run_file.read_text()).get("run", {}).get("variant", DEFAULT_VARIANT) if run_file.exists() \
+            else DEFAULT_VARIANT
+        label = rep["method"] if variant == DEFAULT_VARIANT else f"{variant}/{rep['method']}"  # as in the tables
+        candidates.append((p.parent.name, p, label))
         teacher = teacher or rep["teacher"].get("source")  # the teacher these students were distilled from
     teacher_path = Path(teacher) if teacher else models_dir / "teacher" / "teacher.pt"
     if teacher_path.exists():
