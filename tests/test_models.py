@@ -205,9 +205,8 @@ def test_feature_taps_and_automatic_attention_pairs():
 
 def test_a_named_builder_round_trips_through_its_file(tmp_path):
     """A file records its builder's arguments, not the class's: mobilenetv2_x0_5 fixes width_mult and refuses it."""
-    from edgekd.distill.pipeline import builder_arguments
     from edgekd.models.checkpoint import load_model
-    from edgekd.models.sources import build_arch, save_model
+    from edgekd.models.sources import build_arch, builder_arguments, save_model
 
     for arch, kwargs in (("mobilenetv2_x0_5", {"num_classes": 10}), ("student", {"cf": 4.12, "num_classes": 10}),
                          ("resnet_cifar", {"depth": 8, "num_classes": 10})):

@@ -30,7 +30,7 @@ from edgekd.distill.trainer import TrainConfig, evaluate, pick_device, train
 from edgekd.errors import EdgekdError
 from edgekd.models.complexity import count_macs, count_params
 from edgekd.models.features import auto_pairs, check_pairs
-from edgekd.models.sources import LoadedModel, load_model, save_model
+from edgekd.models.sources import LoadedModel, builder_arguments, load_model, save_model
 from edgekd.utils.config import to_toml
 from edgekd.utils.io import atomic_write_bytes, file_lock, read_json, write_json
 from edgekd.utils.system import machine_record
@@ -276,14 +276,6 @@ def compress(cfg: CompressConfig | dict | None = None, show_progress: bool = Tru
 
 def _silent(_msg: str) -> None:
     pass
-
-
-def builder_arguments(built) -> dict:
-    """What the file records to rebuild the model: the arguments its builder was called with. (A model's own
-    ``config`` describes its class, whose arguments a named builder such as ``mobilenetv2_x0_5`` may fix and refuse.)"""
-    if built.kind in ("registry", "entrypoint") and built.kwargs:
-        return dict(built.kwargs)
-    return dict(getattr(built.model, "config", None) or built.kwargs)
 
 
 def _run_lock(dist, out: Path):

@@ -315,6 +315,14 @@ def weights_digest(state: dict) -> str:
     return h.hexdigest()
 
 
+def builder_arguments(built) -> dict:
+    """What the file records to rebuild the model: the arguments its builder was called with. (A model's own
+    ``config`` describes its class, whose arguments a named builder such as ``mobilenetv2_x0_5`` may fix and refuse.)"""
+    if built.kind in ("registry", "entrypoint") and built.kwargs:
+        return dict(built.kwargs)
+    return dict(getattr(built.model, "config", None) or built.kwargs)
+
+
 def save_model(path: str | Path, model: nn.Module, arch: str, config: dict | None = None, meta: dict | None = None):
     """An edgekd model file: plain tensors + the architecture spec and its arguments (read back with weights_only)."""
     from edgekd.utils.io import atomic_torch_save
