@@ -64,15 +64,6 @@ def _windows_offline(monitor: HeartRateMonitor, fs: float, combine: str):
 
 
 # ─────────────────────────────── (a) synthetic ───────────────────────────────
-def _band_noise(rng, n: int, fs: float, rms_px: float, band=(0.7, 3.5)) -> np.ndarray:
-    """(n, 2) random head jitter with its power inside the heart-rate band, rms ``rms_px``."""
-    spec = np.fft.rfft(rng.normal(size=(n, 2)), axis=0)
-    f = np.fft.rfftfreq(n, 1 / fs)
-    spec[(f < band[0]) | (f > band[1])] = 0
-    x = np.fft.irfft(spec, n=n, axis=0)
-    return x * rms_px / x.std(axis=0)
-
-
 def _with_jitter(translate, jitter: np.ndarray, fs: float):
     def moved(t):
         idx = np.clip(np.rint(np.asarray(t) * fs).astype(int), 0, len(jitter) - 1)
@@ -82,7 +73,7 @@ def _with_jitter(translate, jitter: np.ndarray, fs: float):
 
 
 def synthetic(args) -> dict:
-    from edgekd.track.groundtruth import heartbeat_motion, heldout_faces, make_sequence
+    from edgekd.track.groundtruth import band_noise, heartbeat_motion, heldout_faces, make_sequence
 
     faces = heldout_faces(DATA / "faces", limit=args.faces)
     rows = []
@@ -101,7 +92,7 @@ def synthetic(args) -> dict:
                                       sway_hz=0.25, phase=float(rng.uniform(0, 2 * np.pi)))
             motion.noise_std = noise
             if jitter > 0:
-                motion.translate = _with_jitter(motion.translate, _band_noise(rng, n_frames, args.fps, jitter), args.fps)
+                motion.translate = _with_jitter(motion.translate, band_noise(rng, n_frames, args.fps, jitter), args.fps)
             seq = make_sequence(image, int(args.seconds * args.fps), motion, seed=fi * 100 + rate)
             for tracker in args.trackers:
                 enc = args.encoder if tracker == "dfe" else None

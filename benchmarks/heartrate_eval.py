@@ -83,15 +83,6 @@ def _flicker(rng, n: int, fps: float, depth: float):
     return lambda t: 1.0 + x[np.clip(np.rint(np.asarray(t) * fps).astype(int), 0, n - 1)]
 
 
-def _band_noise(rng, n: int, fps: float, rms_px: float, band=(0.7, 3.5)) -> np.ndarray:
-    """(n, 2) random head motion with its power inside the heart-rate band, rms ``rms_px``."""
-    spec = np.fft.rfft(rng.normal(size=(n, 2)), axis=0)
-    f = np.fft.rfftfreq(n, 1 / fps)
-    spec[(f < band[0]) | (f > band[1])] = 0
-    x = np.fft.irfft(spec, n=n, axis=0)
-    return x * rms_px / x.std(axis=0)
-
-
 def _jitter(steps: np.ndarray, fps: float):
     n = len(steps)
     return lambda t: steps[np.clip(np.rint(np.asarray(t) * fps).astype(int), 0, n - 1)]
@@ -101,7 +92,7 @@ def synthetic(args) -> None:
     import cv2
 
     from edgekd.heartrate.pipeline import estimate_heart_rate
-    from edgekd.track.groundtruth import Motion, heartbeat_motion, heldout_faces, make_sequence
+    from edgekd.track.groundtruth import Motion, band_noise, heartbeat_motion, heldout_faces, make_sequence
 
     faces = heldout_faces(DATA / "faces", limit=args.faces)
     rows, refusals = [], []
@@ -127,7 +118,7 @@ def synthetic(args) -> None:
                     motion.noise_std = 8.0 if faint else 6.0 if hard else 2.0
                     if faint:  # small involuntary head movements inside the heart-rate band
                         base = motion.translate
-                        steps = _band_noise(rng, n, args.fps, 0.08)
+                        steps = band_noise(rng, n, args.fps, 0.08)
                         motion.translate = lambda t, b=base, j=_jitter(steps, args.fps): b(t) + j(t)
                 elif condition == "no-pulse-artefacts":
                     # what real cameras and cropped regions add: frames that jump by a few px and come back,

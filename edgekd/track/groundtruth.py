@@ -197,6 +197,16 @@ def heartbeat_motion(
     )
 
 
+def band_noise(rng, n: int, fps: float, rms_px: float, band=(0.7, 3.5)) -> np.ndarray:
+    """(n, 2) random head jitter with its power inside the heart-rate band, rms ``rms_px``: motion no filter can
+    separate from a pulse by frequency alone."""
+    spec = np.fft.rfft(rng.normal(size=(n, 2)), axis=0)
+    f = np.fft.rfftfreq(n, 1 / fps)
+    spec[(f < band[0]) | (f > band[1])] = 0
+    x = np.fft.irfft(spec, n=n, axis=0)
+    return x * rms_px / x.std(axis=0)
+
+
 def standard_motions(fps: float = 30.0) -> dict[str, Motion]:
     """The evaluation suite: each motion alone, then all together."""
     ramp = lambda per_s: (lambda t: per_s * t)  # noqa: E731
