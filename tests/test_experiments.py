@@ -1,6 +1,7 @@
 """Experiment statistics, run enumeration, sharding, resumption and the ImageNet-subset loader."""
 
 import json
+import shutil
 import math
 
 import numpy as np
@@ -184,8 +185,24 @@ def test_finished_runs_are_never_repeated(tmp_path):
     run = json.loads((report.parent / "run.json").read_text())
     assert run["config"]["teacher"] == str(teacher) and run["config"]["train_subset"] == 100
     assert run["config"]["export"] is False and run["code"]["edgekd_version"]
+    assert run["inputs"]["teacher"].startswith("sha256:")
     result = ex.aggregate(tmp_path / "ablation", plots=False)
     assert result["runs"] == 1 and (tmp_path / "ablation" / "results.csv").exists()
+
+
+def test_a_moved_root_resumes_and_another_teacher_file_is_refused(tmp_path):
+    root = tmp_path / "here"
+    kw = dict(family="ablation", data="digits", seeds=1, budget="smoke", methods=["student"], overrides=TINY,
+              log=lambda m: None)
+    assert ex.run_family(root=root, **kw)["ran"] == 1
+    moved = tmp_path / "elsewhere"
+    shutil.copytree(root, moved)  # runs record the teacher by path; the copy's teacher is another path, same bytes
+    assert ex.run_family(root=moved, **kw)["skipped"] == 1
+    teacher = moved / "teacher" / "smoke" / "teacher.pt"
+    other = tmp_path / "other-teacher.pt"
+    other.write_bytes(teacher.read_bytes() + b"\0")  # another file: must not pass for the one the run used
+    with pytest.raises(EdgekdError, match="finished with other settings .*teacher"):
+        ex.run_family(root=moved, teacher=str(other), **kw)
 
 
 # ─── ImageNet subset ───

@@ -11,6 +11,7 @@ cache (``ROOT/ig-cache/<key>``), across families too.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -24,7 +25,45 @@ from edgekd.distill.experiments.families import (FAMILIES, VARIANTS, Run, budget
 from edgekd.errors import EdgekdError
 from edgekd.utils.io import file_lock
 
-RUNTIME_KEYS = ("threads", "device", "notes")  # may differ between resumptions without changing a result
+RUNTIME_KEYS = ("threads", "device", "notes", "out")  # may differ between resumptions without changing a result
+FILE_KEYS = ("data", "teacher")  # compared by content: the same file at another path is the same setting
+
+
+@functools.lru_cache(maxsize=64)
+def _file_identity(path: str, size: int, mtime_ns: int) -> str:
+    from edgekd.utils.io import sha256_file
+
+    return f"sha256:{sha256_file(path)}"
+
+
+def input_identity(value) -> str:
+    """A file-valued setting by content (so a moved data set or another install of the shipped teacher
+    still matches), anything else — a data set name, an empty teacher — as itself."""
+    path = Path(str(value)) if value else None
+    if path is not None and path.is_file():
+        st = path.stat()
+        return _file_identity(str(path.resolve()), st.st_size, st.st_mtime_ns)
+    return str(value)
+
+
+def changed_settings(done: dict, want: dict, default: dict, done_inputs: dict | None = None) -> list[str]:
+    """Result-changing settings in which a finished run's config ``done`` differs from ``want``.
+
+    A setting added after the run was made, left at its default, is what that run used; file-valued
+    settings compare by the content recorded when the run started (or, for runs from before that was
+    recorded, by the old path's content if it is still there)."""
+    done_inputs = done_inputs or {}
+    changed = []
+    for key in want:
+        if key in RUNTIME_KEYS:
+            continue
+        old = done.get(key, default.get(key))
+        if old == want[key]:
+            continue
+        if key in FILE_KEYS and done_inputs.get(key, input_identity(old)) == input_identity(want[key]):
+            continue
+        changed.append(key)
+    return sorted(changed)
 
 
 def code_version() -> dict:
@@ -103,8 +142,9 @@ def ensure_teacher(family: str, budget: str, root: Path, data: str, teacher: str
 
 def _link_ig_cache(cfg, root: Path) -> Path:
     """Point OUT/ig-cache at a cache shared by all runs with the same teacher, images and IG steps."""
-    key = hashlib.sha1(json.dumps([cfg.data, cfg.teacher, cfg.val_fraction, cfg.split_seed, cfg.subset_seed,
-                                   cfg.train_subset, cfg.ig_steps, cfg.image_size]).encode()).hexdigest()[:12]
+    key = hashlib.sha1(json.dumps([input_identity(cfg.data), input_identity(cfg.teacher), cfg.val_fraction,
+                                   cfg.split_seed, cfg.subset_seed, cfg.train_subset, cfg.ig_steps,
+                                   cfg.image_size]).encode()).hexdigest()[:12]
     shared = root / "ig-cache" / key  # shared across families: the ablation and Monte Carlo use the same images
     shared.mkdir(parents=True, exist_ok=True)
     link = Path(cfg.out) / "ig-cache"
@@ -134,12 +174,11 @@ def execute_run(run: Run, root: Path, data: str, teacher: str,
 
 def _execute_locked(run: Run, out: Path, cfg, root: Path, compress_fn, log, show_progress) -> str:
     if (out / "report.json").exists():
-        done = json.loads((out / "run.json").read_text()).get("config", {}) if (out / "run.json").exists() else {}
+        record = json.loads((out / "run.json").read_text()) if (out / "run.json").exists() else {}
         want = json.loads(json.dumps(cfg.to_dict()))
         default = json.loads(json.dumps(type(cfg)().to_dict()))
-        # a setting added after the run was made, left at its default, is what that run used
-        changed = sorted(k for k in want if k not in RUNTIME_KEYS and done
-                         and done.get(k, default.get(k)) != want[k])
+        changed = (changed_settings(record["config"], want, default, record.get("inputs"))
+                   if record.get("config") else [])
         if changed:
             raise EdgekdError(f"{out} was finished with other settings ({', '.join(changed)})",
                               "use another --root for a different budget, or delete the old runs")
@@ -148,6 +187,7 @@ def _execute_locked(run: Run, out: Path, cfg, root: Path, compress_fn, log, show
     from edgekd.utils.io import write_json
 
     write_json(out / "run.json", {"run": run.to_dict(), "code": code_version(), "config": cfg.to_dict(),
+                                  "inputs": {k: input_identity(getattr(cfg, k)) for k in FILE_KEYS},
                                   "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
     if compress_fn is None:
         from edgekd.distill.pipeline import compress as compress_fn
