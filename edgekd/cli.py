@@ -117,6 +117,15 @@ def compress(
     formats: Optional[str] = _opt("formats", "comma-separated export formats: onnx, onnx-int8, tflite, tflite-int8"),
     name: Optional[str] = typer.Option(None, help=_esc("export folder name [default: from data, student and method]")),
     gate_pp: Optional[float] = _opt("gate_pp", "fail if an exported INT8 model loses more than this many points of test accuracy"),
+    latency_budget_ms: Optional[float] = _opt("latency_budget_ms", "choose the student by measured INT8 latency: the best "
+                                              "proxy-scored candidate whose file runs within this many ms (p50), then "
+                                              "check the shipped file meets it (0 = off)"),
+    latency_format: Optional[str] = _opt("latency_format", "the format the budget is for: onnx-int8 | tflite-int8"),
+    latency_table: Optional[str] = _opt("latency_table", "`edgekd bench --json` file from the target device (see "
+                                                         "`edgekd students`); empty = measure on this machine"),
+    latency_profile: Optional[str] = _opt("latency_profile", "bench profile (threads, runs) when measuring here"),
+    latency_families: Optional[str] = _opt("latency_families", "candidate families: truncated, mobilenetv2, resnet"),
+    latency_threads: Optional[int] = _opt("latency_threads", "runtime threads when measuring latency here"),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="show third-party logs (exporters, runtimes)"),
 ):
     """Distil a student from a teacher with KD and IG overlays, then export and verify it.
@@ -137,7 +146,10 @@ def compress(
                    cf=cf, method=method, epochs=epochs, teacher_epochs=teacher_epochs, ig_steps=ig_steps,
                    train_subset=train_subset, lr=lr, batch_size=batch_size, amp=amp, seed=seed, out=out, device=device,
                    threads=threads,
-                   export=export, formats=formats, name=name, verbose=verbose or None)
+                   export=export, formats=formats, name=name, verbose=verbose or None,
+                   latency_budget_ms=latency_budget_ms, latency_format=latency_format, latency_table=latency_table,
+                   latency_profile=latency_profile, latency_families=latency_families,
+                   latency_threads=latency_threads)
     report = run_compress(cfg, log=lambda m: typer.echo(m))
     if not report:
         return  # another torchrun rank: rank 0 reports
@@ -276,6 +288,70 @@ def models_cmd():
         cfg = get_default_cfg(n)
         typer.echo(f"{n:20s} {str(tuple(cfg['input_size'])):14s} {cfg['description']}  "
                    f"(arguments: {', '.join(get_entry(n).arguments())})")
+
+
+@app.command("students")
+def students_cmd(
+    families: str = typer.Option("all", help="candidate families, comma-separated: truncated, mobilenetv2, resnet"),
+    formats: str = typer.Option("onnx-int8,tflite-int8", help="formats to export and time"),
+    input_size: str = typer.Option("3x32x32", help="model input CxHxW"),
+    classes: int = typer.Option(10, help="number of classes (the head's size)"),
+    threads: int = typer.Option(1, "--threads", "-t", help="intra-op threads when measuring here"),
+    runs: int = typer.Option(100, "--runs", "-n", help="timed calls per file (at least)"),
+    min_time: float = typer.Option(1.0, "--min-time", help="and at least this many seconds per file"),
+    device: Optional[str] = typer.Option(None, "--device", "-d", help="measure here with this bench profile's settings"),
+    latency_table: Optional[Path] = typer.Option(None, "--latency-table", help="read latencies from an `edgekd bench --json` file written on the device instead of measuring here"),
+    export_only: bool = typer.Option(False, "--export-only", help="only write OUT/models/<candidate>/ for a device to bench"),
+    out: Path = typer.Option(Path("runs/students"), help="folder for candidates.json/.csv, latency.json, the plot"),
+    plot: bool = typer.Option(True, "--plot/--no-plot", help="write OUT/candidates-<format>.png (latency vs MACs)"),
+):
+    """Candidate students: parameters, MACs, INT8 size and measured latency p50/p90 of each.
+
+    Exports are cached per architecture (the first run takes a few minutes, later ones seconds).
+    For a device without torch: [b]edgekd students --export-only --out cand[/b], copy cand/models to
+    the device, run [b]edgekd bench cand/models/*/ --threads 1 --json table.json[/b] there, then
+    [b]edgekd students --latency-table table.json --out cand[/b] here.
+    """
+    from rich.console import Console
+    from rich.progress import Progress
+    from rich.table import Table
+
+    from edgekd.select.survey import parse_input_size, plot_front, survey
+
+    _quiet_third_party(False)
+    size = parse_input_size(input_size)
+    with Progress(console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("exporting candidates", total=None)
+
+        def step(i, n, c):
+            bar.update(task, total=n, completed=i, description=f"exporting {c.key}")
+
+        result = survey(families, formats, size, classes, threads=threads, runs=runs, min_time_s=min_time,
+                        profile=device, latency_table=str(latency_table) if latency_table else None,
+                        export_only=export_only, out=out, log=lambda m: typer.echo(m, err=True), progress=step)
+    if result.get("export_only"):
+        typer.echo(f"wrote {result['models']}/<candidate>/ — on the device: "
+                   f"edgekd bench {result['models']}/*/ --threads {threads} --json table.json")
+        return
+    table = Table(title=f"candidates ({result['source']})")
+    for col in ("candidate", "params", "M MACs", *(f"{f} KiB · p50 · p90 ms" for f in result["formats"])):
+        table.add_column(col, justify="left" if col == "candidate" else "right", no_wrap=col == "candidate")
+    rows = sorted(result["rows"], key=lambda r: r[result["formats"][0]].get("p50_ms") or float("inf"))
+    for r in rows:
+        cells = []
+        for f in result["formats"]:
+            c = r[f]
+            cells.append(f"{(c.get('bytes') or 0) / 1024:.0f} · {c['p50_ms']:.3f} · {c['p90_ms']:.3f}"
+                         if c.get("status") == "ok" else c.get("status", "—"))
+        table.add_row(r["key"] + (" (paper 4.12×)" if r.get("paper_student") else ""), f"{r['params']:,}",
+                      f"{r['macs'] / 1e6:.1f}", *cells)
+    Console().print(table)
+    for w in result.get("warnings", []):
+        typer.secho(f"warning: {w}", err=True, fg="yellow")
+    typer.echo(f"wrote {out / 'candidates.json'} and {out / 'candidates.csv'}", err=True)
+    if plot:
+        for f in result["formats"]:
+            typer.echo(f"wrote {plot_front(result, out / f'candidates-{f}.png', f)}", err=True)
 
 
 # ──────────────────────────────── bench ─────────────────────────────────────
@@ -676,6 +752,7 @@ def _experiment_command(family: str, count_flag: str, doc: str):
 _experiment_command("ablation", "--seeds", "Student, KD, IG, AT and their mixes at one cf, same seeds across methods (paired).")
 _experiment_command("montecarlo", "--runs", "N runs per method, each on its own stratified 80% of the training set (validation, teacher and IG maps fixed).")
 _experiment_command("sweep", "--seeds", "Compression factors 2.19× … 1121.71× for Student, KD, IG, KD+IG.")
+_experiment_command("students", "--seeds", "KD students of other shapes and compute (half resolution, half-width early blocks, ResNets) for the accuracy–latency front.")
 
 
 @experiment_app.command("imagenet-subset")

@@ -72,6 +72,7 @@ def render_markdown(card: dict) -> str:
                      f"{inp.get('dtype')} {inp.get('shape')}{q} | {row.get('gate', '')} |")
         if row.get("float_nodes"):
             lines.append(f"|  | kept in float: {', '.join(row['float_nodes'])} | | | | | | | |")
+    lines += _latency_lines(card.get("latency"))
     pre = card.get("preprocess", {})
     lines += ["", "## Input", "",
               f"float32 {pre.get('layout', 'NCHW')} {pre.get('shape')}, {pre.get('colour', 'RGB')}, "
@@ -81,6 +82,32 @@ def render_markdown(card: dict) -> str:
     if card.get("command"):
         lines += ["## Produced by", "", f"`{card['command']}`", ""]
     return "\n".join(lines)
+
+
+def _latency_lines(lat: dict | None) -> list[str]:
+    """The student chosen for a latency budget: the budget, the shipped file's measurement, the candidates."""
+    if not lat:
+        return []
+    shipped = lat.get("shipped") or {}
+    if shipped.get("measured"):
+        verdict = (f"shipped file measured again: p50 {shipped['p50_ms']:.3g} ms, p90 {shipped['p90_ms']:.3g} ms "
+                   f"over {shipped['n']} calls → **{'met' if shipped['passed'] else 'NOT met'}**")
+    else:
+        verdict = shipped.get("note", "not exported: nothing to measure")
+    lines = ["", "## Latency budget", "",
+             f"Budget {lat['budget_ms']:g} ms ({lat['statistic']}, {lat['format']}, {lat['source']}); chosen "
+             f"**{lat['chosen']}** ({lat['chosen_latency_ms']:.3g} ms); {verdict}.",
+             f"Proxy runs ({lat['proxy']['method']}, {lat['proxy']['epochs']} epochs, {lat['proxy']['train_subset']} "
+             f"images, scored on {lat['proxy']['scored_on']}) ranked the shortlist; on the latency–accuracy front: "
+             f"{', '.join(lat.get('front', []))}.", "",
+             "| candidate | params | M MACs | latency ms | proxy val % | |", "| --- | ---: | ---: | ---: | ---: | --- |"]
+    rows = sorted(lat.get("candidates", []), key=lambda r: (r.get("latency_ms") is None, r.get("latency_ms") or 0))
+    for r in rows:
+        ms = f"{r['latency_ms']:.3g}" if r.get("latency_ms") is not None else r.get("status", "—")
+        acc = f"{r['proxy_val_acc']:.2f}" if r.get("proxy_val_acc") is not None else ""
+        tag = "chosen" if r["key"] == lat["chosen"] else ("paper's 4.12×" if r.get("paper_student") else "")
+        lines.append(f"| {r['key']} | {r['params']:,} | {r['macs'] / 1e6:.1f} | {ms} | {acc} | {tag} |")
+    return lines
 
 
 def write_card(out_dir: str | Path, card: dict) -> None:

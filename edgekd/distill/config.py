@@ -61,6 +61,17 @@ class CompressConfig:
     gamma: float = 0.8  # attention-transfer weight
     at_pairs: Any = "auto"  # "auto" or [[student_path, teacher_path], ...]
     label_smoothing: float = 0.0
+    # choosing the student by measured latency (0 = off: student_arch/cf as given)
+    latency_budget_ms: float = 0.0  # ship the most accurate candidate whose INT8 file runs within this (p50)
+    latency_format: str = "onnx-int8"  # the format the budget is for: onnx-int8 | tflite-int8
+    latency_table: str = ""  # an `edgekd bench --json` file measured on the device; empty = measure here
+    latency_profile: str = ""  # bench settings (threads, runs) when measuring here: a profile name or file
+    latency_threads: int = 1  # intra-op threads of the runtime when measuring here (not torch's training threads)
+    latency_families: str = "all"  # candidate families: truncated, mobilenetv2, resnet (comma-separated)
+    latency_candidates: list = field(default_factory=list)  # or exactly these: "resnet8" / {arch = ..., kwargs = {...}}
+    proxy_candidates: int = 3  # short proxy runs rank this many fastest-growing candidates under the budget
+    proxy_epochs: int = 2
+    proxy_train_subset: int = 2000
     # training
     epochs: int = 5
     batch_size: int = 64
@@ -116,6 +127,7 @@ CHOICES = {
     "optimizer": ("adam", "sgd"), "teacher_optimizer": ("adam", "sgd"),
     "schedule": ("cosine", "constant", "triangle"), "amp": ("off", "bf16", "auto"),
     "teacher_recipe": ("auto", "plain", "fast"), "preset": tuple(PRESETS),
+    "latency_format": ("onnx-int8", "tflite-int8", "onnx", "tflite"),
 }
 # (minimum, maximum, minimum is exclusive)
 RANGES = {
@@ -130,6 +142,8 @@ RANGES = {
     "threads": (0, None, False), "gate_pp": (0, None, False), "image_size": (0, None, False),
     "subset_seed": (-1, None, False), "split_seed": (0, None, False), "seed": (0, None, False),
     "fraction_seed": (0, None, False), "dist_timeout_s": (0, None, True),
+    "latency_budget_ms": (0, None, False), "latency_threads": (1, None, False), "proxy_candidates": (1, None, False), "proxy_epochs": (1, None, False),
+    "proxy_train_subset": (0, None, False),
 }
 
 
@@ -192,6 +206,16 @@ def validate(cfg: CompressConfig) -> CompressConfig:
 
     parse_formats(cfg.formats)
     loss_config(cfg)
+    if cfg.latency_budget_ms:
+        from edgekd.select.candidates import parse_families
+
+        parse_families(cfg.latency_families)
+        if cfg.latency_candidates:
+            from edgekd.select.candidates import parse_candidates
+
+            parse_candidates(cfg.latency_candidates)
+        if cfg.latency_table and cfg.latency_profile:
+            raise EdgekdError("give latency_table (measured on the device) or latency_profile (measure here), not both")
     for key in ("teacher_kwargs", "student_kwargs"):
         bad = [k for k in getattr(cfg, key) if not isinstance(k, str)]
         if bad:

@@ -4,7 +4,8 @@ The compression factor (CF) is the CIFAR MobileNetV2's parameters ÷ the student
 Removing the last L feature modules gives the reference table below;
 ``create_model("student", cf=4.12)`` picks the nearest entry. ``early_width`` < 1 thins
 the stem and the first ``early_blocks`` blocks, which run at 32×32 and dominate compute:
-truncation alone removes parameters (late, 4×4 blocks) but keeps most multiply-accumulates.
+truncation alone removes parameters (late, 4×4 blocks) but keeps most multiply-accumulates;
+``stage2_stride=2`` halves the resolution from the second stage on.
 
 The head is ``classifier = Sequential(Dropout, Linear)`` as in the reference code, so the
 authors' published students load unchanged; their other key layout
@@ -54,18 +55,21 @@ def blocks_for_cf(cf: float) -> int:
 
 class Student(nn.Module):
     def __init__(self, blocks_removed: int = 5, num_classes: int = 10, early_width: float = 1.0,
-                 early_blocks: int = 6, dropout: float = 0.2):
+                 early_blocks: int = 6, dropout: float = 0.2, stage2_stride: int = 1):
         super().__init__()
         if not 1 <= blocks_removed <= 18:
             raise EdgekdError(f"blocks_removed={blocks_removed} is impossible",
                               "MobileNetV2 has 19 feature modules: use 1…18")
-        features, channels = build_features(early_width=early_width, early_blocks=early_blocks)
+        features, channels = build_features(early_width=early_width, early_blocks=early_blocks,
+                                            stage2_stride=stage2_stride)
         self.features = features[:-blocks_removed]
         self.num_features = channels[:-blocks_removed][-1]
         self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(self.num_features, num_classes))
         self.blocks_removed = blocks_removed
         self.config = {"blocks_removed": blocks_removed, "num_classes": num_classes, "early_width": early_width,
                        "early_blocks": early_blocks, "dropout": dropout}
+        if stage2_stride != 1:  # recorded only when used, so files written before it existed read the same
+            self.config["stage2_stride"] = stage2_stride
         init_weights(self)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
@@ -119,10 +123,13 @@ _CFG = dict(input_size=(3, 32, 32), mean=CIFAR_MEAN, std=CIFAR_STD, classifier="
 
 @register_model("student", default_cfg={**_CFG, "description": "the paper's truncated MobileNetV2 student"})
 def student(cf: float | None = None, blocks_removed: int | None = None, num_classes: int = 10,
-            early_width: float = 1.0, early_blocks: int = 6, dropout: float = 0.2) -> Student:
-    """The paper's student: MobileNetV2 features[:-L] + pool + linear, L chosen by cf (4.12 → L=5)."""
+            early_width: float = 1.0, early_blocks: int = 6, dropout: float = 0.2, stage2_stride: int = 1) -> Student:
+    """The paper's student: MobileNetV2 features[:-L] + pool + linear, L chosen by cf (4.12 → L=5).
+
+    ``stage2_stride=2`` runs the 24-channel stage and everything after it at half resolution
+    (16×16 on CIFAR): about a quarter of the multiply-accumulates of the blocks it moves."""
     if cf is not None and blocks_removed is not None:
         raise EdgekdError("give cf or blocks_removed, not both")
     if blocks_removed is None:
         blocks_removed = blocks_for_cf(4.12 if cf is None else cf)
-    return Student(blocks_removed, num_classes, early_width, early_blocks, dropout)
+    return Student(blocks_removed, num_classes, early_width, early_blocks, dropout, stage2_stride)

@@ -101,7 +101,7 @@ def estimate_seconds(left: list[Run], root: Path, data: str, teacher: str | None
                 data_cache[cfg.data] = (d, make_splits(d, cfg))
             d, splits = data_cache[cfg.data]
             student = load_model(arch=cfg.student_arch, kwargs={**cfg.student_kwargs, **(
-                {"cf": cfg.cf} if cfg.student_arch == "student" else {})}, num_classes=d.num_classes).model
+                {"cf": cfg.cf} if cfg.student_arch == "student" and "blocks_removed" not in cfg.student_kwargs else {})}, num_classes=d.num_classes).model
             t_model = load_model(arch=cfg.teacher_arch, num_classes=d.num_classes).model if key[2] else None
             per_step, per_image = _time_steps(student, t_model, cfg, (3, *d.image_size))
             n_train = len(splits.train)

@@ -34,6 +34,16 @@ VARIANTS: dict[str, Variant] = {v.name: v for v in (
     Variant("truncated", "student", {}, "the paper's truncated MobileNetV2 (features[:-L] + linear); cf picks L"),
     Variant("mnv2-x0.5", "mobilenetv2_x0_5", {}, "width-scaled MobileNetV2 ×0.5, 0.70 M parameters, 28 M MACs"),
     Variant("resnet32", "resnet_cifar", {"depth": 32}, "CIFAR ResNet-32, 0.47 M parameters, 69 M MACs"),
+    # students chosen for latency (benchmarks/students.md): less compute at about the 4.12× student's size
+    Variant("trunc-L5-s2", "student", {"blocks_removed": 5, "stage2_stride": 2},
+            "the 4.12× student at half resolution from stage 2: 0.54 M parameters, 17 M MACs"),
+    Variant("trunc-L5-ew0.5", "student", {"blocks_removed": 5, "early_width": 0.5},
+            "the 4.12× student with its 32×32 blocks at half width: 0.50 M parameters, 40 M MACs"),
+    Variant("trunc-L3-s2", "student", {"blocks_removed": 3, "stage2_stride": 2},
+            "the 2.19× student at half resolution from stage 2: 1.02 M parameters, 20 M MACs"),
+    Variant("trunc-L7", "student", {"blocks_removed": 7}, "the 7.29× student: 0.31 M parameters, 44 M MACs"),
+    Variant("resnet20", "resnet_cifar", {"depth": 20}, "CIFAR ResNet-20, 0.27 M parameters, 41 M MACs"),
+    Variant("resnet8", "resnet_cifar", {"depth": 8}, "CIFAR ResNet-8, 78 k parameters, 12.5 M MACs"),
 )}
 DEFAULT_VARIANT = "truncated"
 
@@ -57,6 +67,12 @@ FAMILIES: dict[str, Family] = {
                                    "size; same seeds everywhere (paired)"),
     "montecarlo": Family("montecarlo", ("student", "kd", "ig", "kd+ig"), (4.12,), {"cpu": 5, "paper": 10, "smoke": 2},
                          train_fraction=0.8, description="each run on its own stratified 80% of the training pool"),
+    # KD from the same teacher for students chosen by latency; the ablation's kd runs (4.12×, MobileNetV2 ×0.5,
+    # ResNet-32) share its seeds and budget, so benchmarks/students.py pairs them with these.
+    "students": Family("students", (), (4.12,), {"cpu": 3, "paper": 3, "smoke": 1},
+                       competitors=tuple((v, "kd") for v in ("trunc-L5-s2", "trunc-L5-ew0.5", "trunc-L3-s2", "trunc-L7",
+                                                             "resnet20", "resnet8")),
+                       description="KD students of other shapes and compute for the accuracy–latency front"),
     "sweep": Family("sweep", ("student", "kd", "ig", "kd+ig"), REFERENCE_CFS, {"cpu": 1, "paper": 3, "smoke": 1},
                     description="accuracy vs compression factor 2.19× … 1121.71×"),
 }

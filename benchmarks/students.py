@@ -1,0 +1,257 @@
+"""Reproduce benchmarks/students.md: students chosen by measured INT8 latency, not by parameter count.
+
+    python benchmarks/students.py --part latency   # every candidate + the teacher, one interleaved bench run (~15 min)
+    python benchmarks/students.py --part budget    # compress --latency-budget-ms at half the 4.12× student's INT8 p50
+    python benchmarks/students.py --part report    # join with the KD runs, table + front plot → students.md
+
+``latency`` calls :func:`edgekd.select.survey` (what ``edgekd students`` runs) on the whole candidate
+grid plus the paper's MobileNetV2 teacher, in ONNX fp32, ONNX INT8 and TFLite INT8, one thread.
+Accuracy comes from the experiment runs, all KD from the shipped airbench teacher at the cpu budget
+(5,000 images, 6 epochs; the same seeds and split everywhere):
+
+    edgekd experiment ablation --data D --root runs/experiments-strong   # 4.12×, MobileNetV2 ×0.5, ResNet-32
+    edgekd experiment students --data D --root runs/experiments-strong   # the latency-chosen shapes
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))
+OUT = HERE / "students"
+RUNS = ROOT / "runs" / "experiments-strong"
+TEACHER = {"arch": "mobilenetv2_cifar", "kwargs": {}, "family": "teacher"}
+FORMATS = ["onnx", "onnx-int8", "tflite-int8"]
+
+
+def part_latency(runs: int, min_time: float) -> None:
+    from edgekd.select.candidates import enumerate_candidates
+    from edgekd.select.survey import survey
+
+    grid = [{"arch": c.arch, "kwargs": c.arguments, "family": c.family} for c in enumerate_candidates()]
+    result = survey(formats=FORMATS, candidates=grid + [TEACHER], threads=1, runs=runs, min_time_s=min_time,
+                    out=ROOT / "runs" / "students-bench", log=print)
+    OUT.mkdir(exist_ok=True)
+    result["command"] = f"python benchmarks/students.py --part latency --runs {runs} --min-time {min_time}"
+    (OUT / "latency.json").write_text(json.dumps(result, indent=1))
+    print(f"wrote {OUT / 'latency.json'}")
+
+
+def part_budget() -> None:
+    """`edgekd compress --latency-budget-ms` at half the paper student's ONNX INT8 p50 measured in part latency."""
+    import subprocess
+    import time
+
+    lat = json.loads((OUT / "latency.json").read_text())
+    paper = next(r for r in lat["rows"] if r.get("paper_student"))
+    budget = round(paper["onnx-int8"]["p50_ms"] / 2, 4)
+    out = ROOT / "runs" / "students-budget"
+    cmd = [sys.executable, "-m", "edgekd", "compress", "--data", str(ROOT.parent / "shared" / "data" / "cifar10-png.zip"),
+           "--method", "kd", "--latency-budget-ms", str(budget), "--formats", "onnx-int8,tflite-int8",
+           "--threads", "2", "--out", str(out)]
+    t0 = time.perf_counter()
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    wall = time.perf_counter() - t0
+    report = json.loads((out / "report.json").read_text()) if (out / "report.json").exists() else {}
+    result = {"command": "edgekd " + " ".join(cmd[3:]).replace(str(ROOT) + "/", "").replace(str(ROOT.parent), ".."),
+              "budget_ms": budget,
+              "paper_student_p50_ms": paper["onnx-int8"]["p50_ms"], "exit_code": r.returncode,
+              "wall_s": round(wall, 1), "log_tail": (r.stdout + r.stderr)[-3000:],
+              "latency": report.get("latency"), "student": {k: report.get("student", {}).get(k) for k in
+                                                            ("arch", "kwargs", "params", "macs", "val_acc", "test_acc")},
+              "export": report.get("export")}
+    (OUT / "budget.json").write_text(json.dumps(result, indent=1))
+    print(json.dumps({k: v for k, v in result.items() if k != "log_tail"}, indent=1)[:3000])
+
+
+def _accuracy_runs() -> dict[tuple[int, int], dict[int, float]]:
+    """(params, MACs) → {seed: test accuracy} of every KD run, ablation and students families."""
+    out: dict[tuple[int, int], dict[int, float]] = {}
+    for family in ("ablation", "students"):
+        for rep_path in sorted((RUNS / family).glob("kd_*_seed*/report.json")):
+            if "-ig" in rep_path.parent.name or "-at" in rep_path.parent.name:
+                continue
+            rep = json.loads(rep_path.read_text())
+            if rep["method"] != "kd":
+                continue
+            s = rep["student"]
+            out.setdefault((s["params"], s["macs"]), {})[rep["seed"]] = s["test_acc"]
+    return out
+
+
+def part_report() -> None:
+    from edgekd.distill.stats import compare, summarize
+
+    lat = json.loads((OUT / "latency.json").read_text())
+    rows = lat["rows"]
+    acc = _accuracy_runs()
+    teacher = next(r for r in rows if r["family"] == "teacher")
+    paper = next(r for r in rows if r.get("paper_student"))
+    paper_acc = acc[(paper["params"], paper["macs"])]
+    t_ort = teacher["onnx"]["p50_ms"]
+    table, points = [], []
+    for r in rows:
+        a = acc.get((r["params"], r["macs"]))
+        entry = {**r, "acc": a}
+        if a and r["family"] != "teacher":
+            seeds = sorted(set(a) & set(paper_acc))
+            entry["summary"] = summarize(list(a.values()))
+            if r is not paper and len(seeds) >= 2:
+                entry["vs_paper"] = compare([a[k] for k in seeds], [paper_acc[k] for k in seeds], paired=True)
+            points.append(entry)
+        table.append(entry)
+
+    def ms(r, f):
+        c = r[f]
+        return (f"{c['p50_ms']:.3f} ({c['p90_ms']:.3f}) n={c['n']}" if c.get("status") == "ok"
+                else c.get("status", "—"))
+
+    m = lat["system"]
+    lines = ["# Students chosen by measured latency", "",
+             f"`{lat['command']}` then `python benchmarks/students.py --part report`. Machine: "
+             f"{m.get('cpu', '?')} ({m.get('cores', m.get('cpu_count', '?'))} cores), one thread, batch 1, "
+             "`edgekd bench`'s protocol (cold call apart, warm-up, every file in one interleaved run in shuffled "
+             "blocks). Latency cells: p50 (p90) ms over n calls. Weights untrained, calibration on random inputs: "
+             "latency depends on the graph, not the weights. Accuracy: CIFAR-10 test, KD from the shipped airbench "
+             "teacher at the cpu budget (5,000 images, 6 epochs), mean ± sd over seeds (n), the same seeds and split "
+             "as the ablation; Δ vs the paper's 4.12× student paired by seed.", ""]
+    for w in lat.get("warnings", []):
+        lines.append(f"> {w}")
+    lines += ["", "## The accuracy–latency front (students with KD runs)", "",
+              "| student | params | M MACs | ONNX INT8 ms | TFLite INT8 ms | teacher ORT fp32 ÷ student ORT INT8 | "
+              "test acc % (n) | Δ vs 4.12× [95% CI], p |", "|---|---:|---:|---:|---:|---:|---:|---|"]
+    for e in sorted(points, key=lambda e: e["onnx-int8"].get("p50_ms") or 1e9):
+        s = e["summary"]
+        ratio = t_ort / e["onnx-int8"]["p50_ms"] if e["onnx-int8"].get("status") == "ok" else None
+        vs = e.get("vs_paper")
+        vs_txt = (f"{vs.mean_difference:+.2f} [{vs.diff_ci[0]:+.2f}, {vs.diff_ci[1]:+.2f}], {vs.test} p {vs.p:.2g}"
+                  if vs else ("— (the reference)" if e is not None and e.get("paper_student") else ""))
+        lines.append(f"| {e['key']}{' **(paper 4.12×)**' if e.get('paper_student') else ''} | {e['params']:,} | "
+                     f"{e['macs'] / 1e6:.1f} | {ms(e, 'onnx-int8')} | {ms(e, 'tflite-int8')} | "
+                     f"{ratio:.1f}× | {s.mean:.2f} ± {s.sd:.2f} ({s.n}) | {vs_txt} |")
+    base = next(e for e in points if e.get("paper_student"))
+    better = [e for e in points if e["summary"].mean >= base["summary"].mean and e["onnx-int8"].get("status") == "ok"]
+    best = min(better, key=lambda e: e["onnx-int8"]["p50_ms"])
+    lines += ["", f"Teacher (the paper's MobileNetV2, 2.24 M parameters, 88 M MACs) in ONNX Runtime fp32: "
+              f"{teacher['onnx']['p50_ms']:.3f} ms p50 in the same run. The paper's 4.12× student in ORT INT8: "
+              f"{base['onnx-int8']['p50_ms']:.3f} ms → **{t_ort / base['onnx-int8']['p50_ms']:.1f}×**. The fastest "
+              f"student at or above its mean accuracy: **{best['key']}**, {best['onnx-int8']['p50_ms']:.3f} ms → "
+              f"**{t_ort / best['onnx-int8']['p50_ms']:.1f}×** (goal ≥ 6×).", ""]
+    close = [e for e in points if e.get("vs_paper") and e["vs_paper"].diff_ci[1] >= 0
+             and e["onnx-int8"].get("status") == "ok" and e["onnx-int8"]["p50_ms"] < base["onnx-int8"]["p50_ms"]]
+    lines += ["## Reading", "",
+              f"- **At this budget the paper's truncated 4.12× student is the most accurate student tried** "
+              f"({base['summary'].mean:.2f} %), so no student reaches its accuracy at a lower latency and the "
+              f"same-runtime ratio at equal accuracy stays {t_ort / base['onnx-int8']['p50_ms']:.1f}×: the ≥ 6× goal "
+              "is **not met** here. Every faster shape loses accuracy at 6 epochs on 5,000 images; the short schedule "
+              "favours the wide full-resolution blocks that also cost the latency. With full schedules published CIFAR-10 "
+              "models rank these shapes differently (MobileNetV2 ×0.5 reaches 92.9 % without distillation, here it is "
+              "the weakest), so this is a short-budget front, not a verdict on the shapes."]
+    if close:
+        lines.append("- Faster students whose difference from it is not separable (the 95 % CI of the paired "
+                     "difference reaches 0; n = 3 seeds, so these intervals are wide): " + "; ".join(
+                         f"{e['key']} {e['vs_paper'].mean_difference:+.2f} pp [{e['vs_paper'].diff_ci[0]:+.2f}, "
+                         f"{e['vs_paper'].diff_ci[1]:+.2f}] at {e['onnx-int8']['p50_ms']:.3f} ms "
+                         f"({t_ort / e['onnx-int8']['p50_ms']:.1f}×)" for e in close) + ".")
+    lines += ["- Latency follows MACs, not parameters: the 4.12× student has 4.1× fewer parameters than the teacher "
+              f"but {base['macs'] / teacher['macs'] * 100:.0f} % of its MACs; halving the resolution from stage 2 "
+              f"(`stage2_stride=2`) keeps every parameter and cuts ONNX INT8 latency "
+              f"{base['onnx-int8']['p50_ms'] / next(e for e in points if e['key'] == 'student-blocks_removed5-early_width1-stage2_stride2')['onnx-int8']['p50_ms']:.1f}× "
+              "(and 5.4 pp of accuracy at this budget). ONNX Runtime's INT8 kernels barely speed up the narrowest "
+              "ResNets (width 8 ≈ width 16 in ms), LiteRT's XNNPACK does; the right format depends on the candidate, "
+              "which is why the budget names one.",
+              "- Latencies are one interleaved run on a 2-core cloud CPU (p50 with p90 beside it; N per row in the "
+              "cells); absolute numbers do not transfer to a Pi — bench the candidates there (`edgekd students "
+              "--export-only`, `edgekd bench`, `--latency-table`).", ""]
+    lines += ["## Every candidate (latency only)", "",
+              "| candidate | family | params | M MACs | ONNX fp32 ms | ONNX INT8 ms | INT8 KiB | TFLite INT8 ms |",
+              "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for r in sorted(table, key=lambda r: r["onnx-int8"].get("p50_ms") or 1e9):
+        kib = (r["onnx-int8"].get("bytes") or 0) / 1024
+        lines.append(f"| {r['key']}{' (paper 4.12×)' if r.get('paper_student') else ''} | {r['family']} | "
+                     f"{r['params']:,} | {r['macs'] / 1e6:.1f} | {ms(r, 'onnx')} | {ms(r, 'onnx-int8')} | {kib:.0f} | "
+                     f"{ms(r, 'tflite-int8')} |")
+    (OUT / "front.json").write_text(json.dumps(
+        [{k: e[k] for k in ("key", "family", "params", "macs", "onnx", "onnx-int8", "tflite-int8")} |
+         {"acc": e["acc"], "mean": e["summary"].mean, "sd": e["summary"].sd} for e in points], indent=1))
+    _plot(points, base, OUT / "front.png")
+    if (OUT / "budget.json").exists():
+        b = json.loads((OUT / "budget.json").read_text())
+        L, st = b.get("latency") or {}, b["student"]
+        sh = L.get("shipped") or {}
+        lines += ["", "## `--latency-budget-ms` at half the 4.12× student's INT8 latency", "",
+                  f"`{b['command']}` (wall {b['wall_s']:.0f} s, exit code {b['exit_code']}): budget {b['budget_ms']:g} ms = "
+                  f"half of the paper student's {b['paper_student_p50_ms']:.3f} ms ONNX INT8 p50 above."]
+        if L:
+            lines += ["", "| proxied candidate | params | M MACs | ONNX INT8 ms at selection | proxy val % |",
+                      "|---|---:|---:|---:|---:|"]
+            for c in L["candidates"]:
+                if c.get("proxy_val_acc") is not None:
+                    lines.append(f"| {c['key']}{' **(chosen)**' if c['key'] == L['chosen'] else ''} | {c['params']:,} | "
+                                 f"{c['macs'] / 1e6:.1f} | {c['latency_ms']:.3f} | {c['proxy_val_acc']:.2f} |")
+            under = sum(1 for c in L["candidates"] if c.get("latency_ms") is not None and c["latency_ms"] <= b["budget_ms"])
+            lines += ["", f"{under} of {len(L['candidates'])} candidates were under the budget. Shipped: {st['arch']} "
+                      f"{st['kwargs']} ({st['params']:,} parameters, {st['macs'] / 1e6:.1f} M MACs), KD, test "
+                      f"{st['test_acc']:.2f} % (val {st['val_acc']:.2f} %); its exported ONNX INT8 file measured again: "
+                      f"p50 {sh.get('p50_ms', float('nan')):.3f} ms, p90 {sh.get('p90_ms', float('nan')):.3f} ms over "
+                      f"{sh.get('n')} calls → **{'meets' if sh.get('passed') else 'does NOT meet'}** the budget. "
+                      f"Export gate: {'passed' if (b.get('export') or {}).get('gate_passed') else 'see the card'}.",
+                      "", "The proxy (plain training, 2 epochs on 2,000 images, validation) is a coarse ranking, not a "
+                      "prediction: compare the shipped student's test accuracy with the front above at the same "
+                      "latency. More proxy epochs or candidates (`proxy_epochs`, `proxy_candidates`) buy a better "
+                      "choice with time."]
+    lines += ["", "Plot: `students/front.png` (accuracy vs ONNX INT8 and TFLite INT8 latency; error bars = sd over "
+              "seeds). Data: `students/latency.json`, `students/front.json`.", ""]
+    (HERE / "students.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+def _plot(points, base, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    for ax, fmt in zip(axes, ("onnx-int8", "tflite-int8")):
+        for fam, marker in (("truncated", "o"), ("mobilenetv2", "s"), ("resnet", "D")):
+            pts = [e for e in points if e["family"] == fam and e[fmt].get("status") == "ok"]
+            ax.errorbar([e[fmt]["p50_ms"] for e in pts], [e["summary"].mean for e in pts],
+                        yerr=[e["summary"].sd for e in pts], fmt=marker, label=fam, capsize=3)
+            for e in pts:
+                ax.annotate(e["key"].replace("resnet_cifar-", "").replace("student-", "").replace("mobilenetv2_cifar-", "mnv2-"),
+                            (e[fmt]["p50_ms"], e["summary"].mean), fontsize=6, xytext=(3, 3), textcoords="offset points")
+        if base[fmt].get("status") == "ok":
+            ax.scatter([base[fmt]["p50_ms"]], [base["summary"].mean], s=220, facecolors="none", edgecolors="k",
+                       label="paper's 4.12×")
+        ax.set_xscale("log")
+        ax.set_xlabel(f"{fmt} latency p50, ms (1 thread, batch 1)")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("CIFAR-10 test accuracy % (KD, cpu budget)")
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--part", choices=["latency", "budget", "report"], required=True)
+    ap.add_argument("--runs", type=int, default=100)
+    ap.add_argument("--min-time", type=float, default=1.0)
+    args = ap.parse_args()
+    if args.part == "latency":
+        part_latency(args.runs, args.min_time)
+    elif args.part == "budget":
+        part_budget()
+    else:
+        part_report()
+
+
+if __name__ == "__main__":
+    main()
