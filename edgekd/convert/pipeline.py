@@ -67,7 +67,7 @@ def export_run(out: Path, report: dict, data, splits, cfg, model, log=print) -> 
     """The export stage of compress: calibration on training images, choices on the run's validation split."""
     calib_idx = calibration_indices(splits.train, cfg.calib_images, cfg.split_seed)
     spec = InputSpec(shape=(1, 3, *data.image_size), mean=tuple(data.mean), std=tuple(data.std))
-    cf = cfg.cf if cfg.student_arch == "student" else None
+    cf = cfg.cf if cfg.student_arch == "student" and "blocks_removed" not in cfg.student_kwargs else None
     name = cfg.name or default_name(data.name, report["student"]["arch"], report["method"], cf)
     out_dir = Path(cfg.export_dir or Path(out) / "export") / name
     val = splits.val_set

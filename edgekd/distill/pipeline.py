@@ -296,7 +296,10 @@ def _choose_by_latency(cfg: CompressConfig, data: Dataset, out: Path, show_progr
                                           "latency_candidates", "latency_threads", "latency_profile",
                                           "proxy_candidates", "proxy_epochs", "proxy_train_subset")}
     path = out / "selection" / "selection.json"
-    selection = read_json(path) if path.exists() else None
+    try:
+        selection = read_json(path) if path.exists() else None
+    except (OSError, ValueError):
+        selection = None  # a damaged record: choose again (the proxies' finished runs are reused)
     if selection is None or selection.get("asked") != asked:
         chosen, info = select_student(cfg, data, log=log, show_progress=show_progress)
         selection = {"asked": asked, **info, "arch": chosen.arch, "kwargs": chosen.arguments}
@@ -305,7 +308,8 @@ def _choose_by_latency(cfg: CompressConfig, data: Dataset, out: Path, show_progr
         log(f"latency budget: keeping this run's earlier choice {selection['chosen']} ({path})")
     log(f"student for {cfg.latency_budget_ms:g} ms: {selection['chosen']} "
         f"({selection['chosen_latency_ms']:.3g} ms {cfg.latency_format}, {selection['source']})")
-    return replace(cfg, student_arch=selection["arch"], student_kwargs=dict(selection["kwargs"])), selection
+    return replace(cfg, student_arch=selection["arch"], student_kwargs=dict(selection["kwargs"]),
+                   early_width=1.0), selection
 
 
 def _ship_within_budget(report: dict, selection: dict, cfg: CompressConfig, out: Path, log) -> None:

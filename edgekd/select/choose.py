@@ -88,12 +88,17 @@ def select_student(cfg, data, log=print, show_progress: bool = False) -> tuple:
                    out=Path(cfg.out) / "selection", log=log, candidates=cfg.latency_candidates or None)
     rows = found["rows"]
     picked = shortlist(rows, fmt, budget, cfg.proxy_candidates)
-    log(f"latency budget {budget:g} ms ({fmt}, {found['source']}): {sum(1 for r in rows if (latency_of(r, fmt) or 1e9) <= budget)}"
-        f" of {len(rows)} candidates fit; proxy runs for " + ", ".join(r["key"] for r in picked))
+    fit = sum(1 for r in rows if latency_of(r, fmt) is not None and latency_of(r, fmt) <= budget)
+    log(f"latency budget {budget:g} ms ({fmt}, {found['source']}): {fit} of {len(rows)} candidates fit; "
+        "proxy runs for " + ", ".join(r["key"] for r in picked))
     for r in picked:
-        proxy = replace(cfg, student_arch=r["arch"], student_kwargs=dict(r["kwargs"]), method="student",
-                        epochs=cfg.proxy_epochs, train_subset=cfg.proxy_train_subset or cfg.train_subset,
-                        export=False, latency_budget_ms=0.0, out=str(Path(cfg.out) / "selection" / r["key"]))
+        subset = cfg.proxy_train_subset or cfg.train_subset
+        # the candidate is the whole shape (early_width included); the folder names the proxy's budget, so a
+        # changed proxy setting trains afresh instead of meeting another budget's checkpoint
+        proxy = replace(cfg, student_arch=r["arch"], student_kwargs=dict(r["kwargs"]), early_width=1.0,
+                        method="student", epochs=cfg.proxy_epochs, train_subset=subset, export=False,
+                        latency_budget_ms=0.0,
+                        out=str(Path(cfg.out) / "selection" / f"{r['key']}-e{cfg.proxy_epochs}-n{subset}"))
         rep = compress(proxy, show_progress=show_progress, log=lambda _m: None, data=data)
         r["proxy_val_acc"] = rep["student"]["val_acc"]
         log(f"  proxy {r['key']}: {latency_of(r, fmt):.3g} ms, val {r['proxy_val_acc']:.2f}% "
