@@ -126,7 +126,7 @@ def part_report() -> None:
              "as the ablation; Δ vs the paper's 4.12× student paired by seed (Holm over the rows). The KD runs: "
              "`edgekd experiment ablation --data D --root runs/experiments-strong` (4.12×, MobileNetV2 ×0.5, "
              "ResNet-32; 5 seeds) and `edgekd experiment students --data D --root runs/experiments-strong --shard "
-             "i/2` (the other shapes; 3 seeds, 18 runs, 47–395 s each on one core).", ""]
+             "i/2` (the other shapes; 3 seeds, 18 runs, 45–395 s each on one core).", ""]
     for w in lat.get("warnings", []):
         lines.append(f"> {w}")
     lines += ["", "## The accuracy–latency front (students with KD runs)", "",
