@@ -111,12 +111,17 @@ def write_csv(run: BenchRun, path: str | Path) -> Path:
     return atomic_write_bytes(path, buf.getvalue().encode())
 
 
-def write_run_json(run: BenchRun, path: str | Path) -> Path:
+def run_dict(run: BenchRun) -> dict:
+    """What ``edgekd bench --json`` writes: every setting, the system record, all latencies, speed-ups."""
     d = run.to_dict()
     base = baseline(run)
     for rd, r in zip(d["results"], run.results):
         rd["speedup_vs_first"] = speedup(r, base)
-    return write_json(path, d)
+    return d
+
+
+def write_run_json(run: BenchRun, path: str | Path) -> Path:
+    return write_json(path, run_dict(run))
 
 
 def plot(run: BenchRun, path: str | Path, title: str | None = None) -> Path:

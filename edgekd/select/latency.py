@@ -103,18 +103,14 @@ def measure(records: list[dict], formats: Iterable[str] = DEFAULT_FORMATS, threa
             min_time_s: float = 1.0, warmup: int = 10, profile: str | None = None, progress=None) -> dict:
     """One interleaved ``edgekd bench`` run over every exported candidate file; its JSON dict."""
     from edgekd.bench import run_benchmark
-    from edgekd.bench.report import baseline, speedup
+    from edgekd.bench.report import run_dict
 
     files = model_files(records, formats)
     if not files:
         raise EdgekdError("no candidate exported in the requested formats", "see candidate.json for the errors")
     run = run_benchmark(files, profile=profile, threads=threads if profile is None else None, runs=runs,
                         min_time_s=min_time_s, warmup=warmup, formats=list(formats), progress=progress)
-    d = run.to_dict()
-    base = baseline(run)
-    for rd, r in zip(d["results"], run.results):
-        rd["speedup_vs_first"] = speedup(r, base)
-    return d
+    return run_dict(run)
 
 
 def read_latency_table(source: str | Path | dict) -> dict:
