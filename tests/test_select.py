@@ -146,3 +146,17 @@ def test_latency_settings_are_checked_before_anything_runs():
     with pytest.raises(EdgekdError, match="latency_budget_ms must be ≥ 0"):
         resolve_config("quick", None, {"latency_budget_ms": -1.0})
     assert Candidate.make("resnet_cifar", {"width": 8, "depth": 8}).key == "resnet_cifar-depth8-width8"
+
+
+def test_a_run_config_with_candidate_tables_reads_back(tmp_path):
+    """OUT/config.toml must load as the settings that made it (inline tables inside lists and tables)."""
+    import tomllib
+
+    from edgekd.distill.config import resolve_config
+    from edgekd.utils.config import to_toml
+
+    cfg = resolve_config("quick", None, {"latency_budget_ms": 1.0, "latency_candidates": TWO,
+                                         "notes": {"run": {"seed": 3}, "odd key": "x"}})
+    back = tomllib.loads(to_toml(cfg.to_dict()))
+    assert back["latency_candidates"] == TWO and back["notes"] == {"run": {"seed": 3}, "odd key": "x"}
+    assert resolve_config("quick", None, back).latency_candidates == TWO

@@ -27,9 +27,16 @@ def load_toml(path: str | Path) -> dict[str, Any]:
 
 
 def to_toml(d: dict[str, Any]) -> str:
-    """Minimal TOML writer for flat/one-level-nested dicts of scalars and lists."""
+    """Minimal TOML writer: scalars and lists at the top, one level of [tables], anything deeper inline."""
+    import re
+
+    def key(k: Any) -> str:
+        k = str(k)
+        return k if re.fullmatch(r"[A-Za-z0-9_-]+", k) else val(k)
 
     def val(v: Any) -> str:
+        if isinstance(v, dict):
+            return "{" + ", ".join(f"{key(k)} = {val(x)}" for k, x in v.items()) + "}"
         if isinstance(v, bool):
             return "true" if v else "false"
         if isinstance(v, (int, float)):
@@ -43,10 +50,10 @@ def to_toml(d: dict[str, Any]) -> str:
     lines, tables = [], []
     for k, v in d.items():
         (tables if isinstance(v, dict) else lines).append((k, v))
-    out = [f"{k} = {val(v)}" for k, v in lines]
+    out = [f"{key(k)} = {val(v)}" for k, v in lines]
     for k, t in tables:
         out.append(f"\n[{k}]")
-        out += [f"{kk} = {val(vv)}" for kk, vv in t.items() if not isinstance(vv, dict)]
+        out += [f"{key(kk)} = {val(vv)}" for kk, vv in t.items()]
     return "\n".join(out) + "\n"
 
 
