@@ -42,6 +42,14 @@ def _record_is_current(record: dict, formats: Iterable[str]) -> bool:
 def export_candidate(c: Candidate, folder: Path, input_size: tuple[int, int, int], num_classes: int,
                      formats: Iterable[str] = DEFAULT_FORMATS) -> dict:
     """Build, count and export one candidate (unless its folder already has these formats)."""
+    from edgekd.utils.io import file_lock
+
+    with file_lock(folder / ".lock"):  # two runs sharing the cache export a candidate once
+        return _export_candidate(c, folder, input_size, num_classes, formats)
+
+
+def _export_candidate(c: Candidate, folder: Path, input_size: tuple[int, int, int], num_classes: int,
+                      formats: Iterable[str]) -> dict:
     import edgekd
     from edgekd.utils.io import read_json, write_json
 
