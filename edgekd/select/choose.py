@@ -32,27 +32,23 @@ def latency_of(row: dict, fmt: str) -> float | None:
     return cell.get(STAT) if cell.get("status") == "ok" else None
 
 
+def pareto(rows: list[dict], objectives) -> list[dict]:
+    """Rows no other row beats on every objective at once (each a function of a row; higher is better)."""
+    values = [tuple(f(r) for f in objectives) for r in rows]
+    return [r for r, v in zip(rows, values)
+            if not any(all(o >= x for o, x in zip(w, v)) and w != v for w in values)]
+
+
 def capacity_front(rows: list[dict], fmt: str) -> list[dict]:
     """Rows no other row beats on latency, MACs and parameters at once."""
     timed = [r for r in rows if latency_of(r, fmt) is not None]
-
-    def dominates(a, b):
-        ge = latency_of(a, fmt) <= latency_of(b, fmt) and a["macs"] >= b["macs"] and a["params"] >= b["params"]
-        gt = latency_of(a, fmt) < latency_of(b, fmt) or a["macs"] > b["macs"] or a["params"] > b["params"]
-        return ge and gt
-
-    return [r for r in timed if not any(dominates(o, r) for o in timed if o is not r)]
+    return pareto(timed, (lambda r: -latency_of(r, fmt), lambda r: r["macs"], lambda r: r["params"]))
 
 
 def accuracy_front(rows: list[dict], fmt: str, score: str) -> list[str]:
     """Keys of the rows no other row beats on both latency and ``score`` (higher is better)."""
     scored = [r for r in rows if latency_of(r, fmt) is not None and r.get(score) is not None]
-    front = []
-    for r in scored:
-        if not any(latency_of(o, fmt) <= latency_of(r, fmt) and o[score] >= r[score]
-                   and (latency_of(o, fmt) < latency_of(r, fmt) or o[score] > r[score]) for o in scored):
-            front.append(r["key"])
-    return front
+    return [r["key"] for r in pareto(scored, (lambda r: -latency_of(r, fmt), lambda r: r[score]))]
 
 
 def shortlist(rows: list[dict], fmt: str, budget_ms: float, k: int) -> list[dict]:
