@@ -277,69 +277,17 @@ def compress(cfg: CompressConfig | dict | None = None, show_progress: bool = Tru
                                   "run `edgekd students` first, then torchrun with the chosen --student-arch/kwargs")
             if student is not None:
                 raise EdgekdError("a latency budget chooses the student: do not pass a student module as well")
+            from edgekd.select.choose import choose_for_run
+
             data = data if data is not None else load_run_data(cfg, show_progress)
-            cfg, selection = _choose_by_latency(cfg, data, out, show_progress, log)
+            cfg, selection = choose_for_run(cfg, data, out, show_progress, log)
         report = _compress(cfg, out, show_progress and dist.main, log if dist.main else _silent, teacher, student,
                            data, dist)
         if selection is not None:
-            _ship_within_budget(report, selection, cfg, out, log)
+            from edgekd.select.choose import ship_within_budget
+
+            ship_within_budget(report, selection, cfg, out, log)
         return report
-
-
-def _choose_by_latency(cfg: CompressConfig, data: Dataset, out: Path, show_progress: bool, log):
-    """The student for the latency budget, chosen once per run folder (a resumed run keeps its choice)."""
-    from dataclasses import replace
-
-    from edgekd.select.choose import select_student
-
-    asked = {k: getattr(cfg, k) for k in ("latency_budget_ms", "latency_format", "latency_table", "latency_families",
-                                          "latency_candidates", "latency_threads", "latency_profile",
-                                          "proxy_candidates", "proxy_epochs", "proxy_train_subset")}
-    path = out / "selection" / "selection.json"
-    try:
-        selection = read_json(path) if path.exists() else None
-    except (OSError, ValueError):
-        selection = None  # a damaged record: choose again (the proxies' finished runs are reused)
-    if selection is None or selection.get("asked") != asked:
-        chosen, info = select_student(cfg, data, log=log, show_progress=show_progress)
-        selection = {"asked": asked, **info, "arch": chosen.arch, "kwargs": chosen.arguments}
-        write_json(path, selection)
-    else:
-        log(f"latency budget: keeping this run's earlier choice {selection['chosen']} ({path})")
-    log(f"student for {cfg.latency_budget_ms:g} ms: {selection['chosen']} "
-        f"({selection['chosen_latency_ms']:.3g} ms {cfg.latency_format}, {selection['source']})")
-    return replace(cfg, student_arch=selection["arch"], student_kwargs=dict(selection["kwargs"]),
-                   early_width=1.0), selection
-
-
-def _ship_within_budget(report: dict, selection: dict, cfg: CompressConfig, out: Path, log) -> None:
-    """Record the choice and the front in the report and card; fail loudly if the shipped file is over budget."""
-    from edgekd.select.choose import LatencyGateFailed, verify_shipped
-
-    summary = {k: selection[k] for k in ("budget_ms", "format", "statistic", "source", "chosen", "chosen_latency_ms",
-                                         "proxy", "front", "candidates", "system")}
-    export_dir = report.get("export", {}).get("dir")
-    if export_dir:
-        summary["shipped"] = verify_shipped(selection, export_dir, threads=cfg.latency_threads,
-                                            profile=cfg.latency_profile)
-        card_path = Path(export_dir) / "card.json"
-        if card_path.exists():
-            from edgekd.convert.card import write_card
-
-            write_card(export_dir, {**read_json(card_path), "latency": summary})
-    report["latency"] = summary
-    write_json(out / "report.json", report)
-    shipped = summary.get("shipped", {})
-    if shipped.get("measured"):
-        log(f"shipped {selection['format']}: p50 {shipped['p50_ms']:.3g} ms over {shipped['n']} calls "
-            f"(budget {selection['budget_ms']:g} ms) → {'met' if shipped['passed'] else 'NOT met'}")
-        if not shipped["passed"]:
-            raise LatencyGateFailed(f"latency gate failed: the shipped {selection['format']} file runs in "
-                                    f"{shipped['p50_ms']:.3g} ms (p50), over the {selection['budget_ms']:g} ms budget",
-                                    "raise the budget, measure on a quiet machine, or pass a latency table from "
-                                    "the device (--latency-table)")
-    elif shipped:
-        log(shipped["note"])
 
 
 def _silent(_msg: str) -> None:

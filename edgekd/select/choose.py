@@ -9,6 +9,9 @@
 4. The best proxy score is distilled with the full run's settings; ties go to the faster.
 5. After export, the shipped file is measured again with the same protocol (when the table was
    measured here) and the run fails loudly if it is over the budget.
+
+``edgekd compress`` calls :func:`choose_for_run` before training and :func:`ship_within_budget`
+after export; the distillation itself does not know a budget exists.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from pathlib import Path
 from edgekd.errors import EdgekdError
 from edgekd.select.candidates import Candidate
 from edgekd.select.survey import survey
+from edgekd.utils.io import read_json, write_json
 
 STAT = "p50_ms"
 
@@ -137,3 +141,53 @@ def verify_shipped(selection: dict, export_dir: str | Path, threads: int = 1, pr
     p50 = r.stats["p50_ms"]
     return {"file": str(path), "measured": True, "p50_ms": p50, "p90_ms": r.stats["p90_ms"], "n": r.stats["n"],
             "passed": p50 <= selection["budget_ms"], "warnings": run.warnings}
+
+
+def choose_for_run(cfg, data, out: Path, show_progress: bool = False, log=print):
+    """The student for the latency budget, chosen once per run folder (a resumed run keeps its choice)."""
+    asked = {k: getattr(cfg, k) for k in ("latency_budget_ms", "latency_format", "latency_table", "latency_families",
+                                          "latency_candidates", "latency_threads", "latency_profile",
+                                          "proxy_candidates", "proxy_epochs", "proxy_train_subset")}
+    path = out / "selection" / "selection.json"
+    try:
+        selection = read_json(path) if path.exists() else None
+    except (OSError, ValueError):
+        selection = None  # a damaged record: choose again (the proxies' finished runs are reused)
+    if selection is None or selection.get("asked") != asked:
+        chosen, info = select_student(cfg, data, log=log, show_progress=show_progress)
+        selection = {"asked": asked, **info, "arch": chosen.arch, "kwargs": chosen.arguments}
+        write_json(path, selection)
+    else:
+        log(f"latency budget: keeping this run's earlier choice {selection['chosen']} ({path})")
+    log(f"student for {cfg.latency_budget_ms:g} ms: {selection['chosen']} "
+        f"({selection['chosen_latency_ms']:.3g} ms {cfg.latency_format}, {selection['source']})")
+    return replace(cfg, student_arch=selection["arch"], student_kwargs=dict(selection["kwargs"]),
+                   early_width=1.0), selection
+
+
+def ship_within_budget(report: dict, selection: dict, cfg, out: Path, log=print) -> None:
+    """Record the choice and the front in the report and card; fail loudly if the shipped file is over budget."""
+    summary = {k: selection[k] for k in ("budget_ms", "format", "statistic", "source", "chosen", "chosen_latency_ms",
+                                         "proxy", "front", "candidates", "system")}
+    export_dir = report.get("export", {}).get("dir")
+    if export_dir:
+        summary["shipped"] = verify_shipped(selection, export_dir, threads=cfg.latency_threads,
+                                            profile=cfg.latency_profile)
+        card_path = Path(export_dir) / "card.json"
+        if card_path.exists():
+            from edgekd.convert.card import write_card
+
+            write_card(export_dir, {**read_json(card_path), "latency": summary})
+    report["latency"] = summary
+    write_json(out / "report.json", report)
+    shipped = summary.get("shipped", {})
+    if shipped.get("measured"):
+        log(f"shipped {selection['format']}: p50 {shipped['p50_ms']:.3g} ms over {shipped['n']} calls "
+            f"(budget {selection['budget_ms']:g} ms) → {'met' if shipped['passed'] else 'NOT met'}")
+        if not shipped["passed"]:
+            raise LatencyGateFailed(f"latency gate failed: the shipped {selection['format']} file runs in "
+                                    f"{shipped['p50_ms']:.3g} ms (p50), over the {selection['budget_ms']:g} ms budget",
+                                    "raise the budget, measure on a quiet machine, or pass a latency table from "
+                                    "the device (--latency-table)")
+    elif shipped:
+        log(shipped["note"])
