@@ -505,10 +505,15 @@ def track_eval(
     data: Path = typer.Option(Path("../shared/data/faces"), help="face images (held-out subjects are used)"),
     methods: str = typer.Option("lk,ncc,sift,orb,dfe", help="comma-separated; surf is unavailable"),
     encoder: List[Path] = typer.Option([], "--encoder", help="DFE encoder file(s); repeat to compare formats/runtimes"),
-    images: int = typer.Option(4, help="held-out faces to use"),
-    frames: int = typer.Option(45, help="frames per sequence"),
+    images: int = typer.Option(4, help="test faces to use (held-out subjects, never used for training or validation)"),
+    frames: Optional[int] = typer.Option(None, help="frames per sequence (default: 45 standard, 300 long)"),
+    suite: str = typer.Option("standard", help="standard (45-frame motions) | long (≥ 300 frames: drift, moving light, "
+                                               "perspective, motion blur, JPEG and video compression)"),
+    variants: Optional[str] = typer.Option(None, help="reference modes to run every method in, e.g. anchored,chained "
+                                                      "(dfe also has group); default: each method's usual mode"),
     motions: Optional[str] = typer.Option(None, help="comma-separated subset of the motion suite"),
-    out_dir: Path = typer.Option(Path("benchmarks/tracking"), help="results.json, results.csv, plots"),
+    out_dir: Optional[Path] = typer.Option(None, help="results.json, results.csv, plots (default benchmarks/tracking, "
+                                                      "benchmarks/tracking/long for the long suite)"),
     seed: int = 0,
     update_card: bool = typer.Option(True, help="write each encoder's error and INT8 gate verdict into the card.json/card.md next to it "
                                                 "(only on the full motion suite)"),
@@ -530,23 +535,27 @@ def track_eval(
     for m in wanted:  # fail early on unknown / unavailable methods
         if m != "dfe":
             create_tracker(m)
+    frames = frames or (300 if suite == "long" else 45)
+    out_dir = out_dir or (Path("benchmarks/tracking/long") if suite == "long" else Path("benchmarks/tracking"))
     res = evaluate(data, wanted, encoders, n_images=images, n_frames=frames,
                    motions=[m.strip() for m in motions.split(",")] if motions else None, seed=seed,
-                   log=lambda s: typer.echo(s, err=True))
+                   log=lambda s: typer.echo(s, err=True), suite=suite,
+                   variants=[v.strip() for v in variants.split(",") if v.strip()] if variants else None)
     res["machine"] = machine_record()
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json(out_dir / "results.json", res)
+    keys = ["n", "pooled_px", "mean_px", "median_px", "p95_px", "failure_rate", "lost_rate", "divergence_rate", "mean_frames_to_failure"]
     with open(out_dir / "results.csv", "w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["method", "motion", "n", "mean_px", "median_px", "p95_px", "failure_rate", "lost_rate", "fps"])
+        w.writerow(["method", "motion", *keys, "fps"])
         for lab, r in res["methods"].items():
-            for mot, s in [("all", r["overall"]), *r["per_motion"].items()]:
-                w.writerow([lab, mot, s["n"], s["mean_px"], s["median_px"], s["p95_px"], s["failure_rate"], s["lost_rate"], r["fps"]])
+            for mot, s in [("all", r["overall"]), *((f"group:{g}", v) for g, v in r["per_group"].items()), *r["per_motion"].items()]:
+                w.writerow([lab, mot, *[s[k] for k in keys], r["fps"]])
     paths = plots(res, out_dir)
     typer.echo(table(res))
-    typer.echo("\nmean px per motion:\n" + motion_table(res))
+    typer.echo("\npooled px (a miss = 5 px) per motion:\n" + motion_table(res, "pooled_px"))
     typer.echo(f"\n→ {out_dir}/results.json, results.csv, " + ", ".join(p.name for p in paths))
-    if update_card and not motions and "dfe" in wanted:
+    if update_card and not motions and "dfe" in wanted and suite == "standard" and variants is None:
         from edgekd.track.export import record_tracking
 
         for folder in dict.fromkeys(Path(e).parent for e in encoders):
@@ -580,9 +589,19 @@ def track_export(
 def track_train(
     data: Path = typer.Option(Path("../shared/data/faces"), help="folder of face images and/or videos"),
     out: Path = typer.Option(Path("runs/dfe"), help="checkpoints, best model dfe_autoencoder.pt, history.json"),
+    recipe: str = typer.Option("paper", help="paper (the paper's plain autoencoder) | robust (normalised input, denoising "
+                                             "target under light/camera/codec changes, small rotations and scalings)"),
+    norm_radius: Optional[int] = typer.Option(None, help="photometric normalisation inside the encoder: box radius m in px "
+                                                         "(0 = none; default: the recipe's)"),
+    photometric: Optional[bool] = typer.Option(None, "--photometric/--no-photometric", help="denoising target under gain, "
+                                               "colour, shading, noise, blur and JPEG changes (default: the recipe's)"),
+    geometric: Optional[bool] = typer.Option(None, "--geometric/--no-geometric", help="inputs rotated ±10° and scaled ±8 % "
+                                             "about the crop centre, target unwarped (default: the recipe's)"),
     epochs: int = 6,
-    train_crops: int = typer.Option(6000, help="31×31 crops cut from training subjects"),
-    val_crops: int = typer.Option(1000, help="crops from held-out subjects (validation loss)"),
+    train_crops: int = typer.Option(6000, help="crops cut from training subjects"),
+    val_crops: int = typer.Option(1000, help="crops from validation subjects (validation loss)"),
+    val_frames: int = typer.Option(30, help="frames per validation tracking sequence; the tracking score picks the checkpoint (0: the loss does)"),
+    colour_share: float = typer.Option(0.5, help="fraction of crops from colour images (the shared faces are mostly grey ORL)"),
     batch_size: int = 32,
     lr: float = 2e-3,
     loss: str = typer.Option("gaussian", help="gaussian (weighted, DFE) | mse (plain, ablation)"),
@@ -597,10 +616,11 @@ def track_train(
     if loss not in ("gaussian", "mse"):
         raise EdgekdError(f"unknown loss {loss!r}", "use gaussian or mse")
     cfg = TrainConfig(data=str(data), out=str(out), epochs=epochs, train_crops=train_crops, val_crops=val_crops,
-                      batch_size=batch_size, lr=lr, sigma=sigma if loss == "gaussian" else None, seed=seed, threads=threads)
+                      batch_size=batch_size, lr=lr, sigma=sigma if loss == "gaussian" else None, seed=seed, threads=threads,
+                      recipe=recipe, norm_radius=norm_radius, photometric=photometric, geometric=geometric,
+                      colour_share=colour_share, val_frames=val_frames)
     r = train(cfg, resume=resume)
-    typer.echo(f"best held-out loss {r['best_val_loss']:.5f} → {r['model']} ({r['seconds']:.0f}s)")
-
+    typer.echo(f"best validation {r['selected_by']} {r['best_val_score']:.5f} → {r['model']} ({r['seconds']:.0f}s)")
 
 
 # ────────────────────────────── heart rate ──────────────────────────────────

@@ -8,6 +8,15 @@ that is how the tracker scores every candidate position at once.
 
 The decoder mirrors it with 7×7 transposed convolutions back to 31×31×3; a sigmoid
 keeps the reconstruction in the [0, 1] range of the scaled CIELAB input.
+
+``norm_radius`` m > 0 puts a fixed photometric normalisation in front of the encoder
+(:class:`LocalNorm`): every pixel's lightness minus its (2m+1)² box mean, divided by the
+local standard deviation, and the chroma minus its local mean. A gain, an offset or a
+shading ramp that is smooth over 2m+1 px then no longer reaches the encoding. The
+normalisation is part of the model, so exported files carry it and the tracker needs no
+side information; it uses valid pooling, so the encoder's context grows to 31 + 2m px
+(``DFEEncoder.context``) and the decoder reconstructs the normalised centre 31×31 (linear
+output instead of the sigmoid).
 """
 
 from __future__ import annotations
@@ -28,12 +37,39 @@ def _check_channels(channels) -> tuple[int, ...]:
     return channels
 
 
-class DFEEncoder(nn.Module):
-    """Fully convolutional encoder: (N, 3, 31+2r, 31+2r) → (N, 128, 2r+1, 2r+1)."""
+class LocalNorm(nn.Module):
+    """(N, 3, H, W) CIELAB/255 → (N, 3, H−2m, W−2m): lightness contrast-normalised, chroma centred, per pixel.
 
-    def __init__(self, channels=DEFAULT_CHANNELS, kernel: int = 7):
+    L' = (L − box_mean(L)) / sqrt(box_var(L) + eps²) and ab' = chroma_gain · (ab − box_mean(ab)),
+    box = (2m+1)² valid average pooling. ``eps`` (≈ 5 grey levels) keeps flat skin from
+    turning sensor noise into contrast.
+    """
+
+    def __init__(self, radius: int, eps: float = 0.02, chroma_gain: float = 10.0):
+        super().__init__()
+        if radius < 1:
+            raise ValueError(f"LocalNorm needs a radius ≥ 1, got {radius}")
+        self.radius, self.eps, self.chroma_gain = int(radius), float(eps), float(chroma_gain)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        k, m = 2 * self.radius + 1, self.radius
+        mean = nn.functional.avg_pool2d(x, k, stride=1)
+        light = x[:, :1]
+        mean_sq = nn.functional.avg_pool2d(light * light, k, stride=1)
+        var = torch.clamp(mean_sq - mean[:, :1] * mean[:, :1], min=0.0)
+        centre = x[:, :, m : x.shape[2] - m, m : x.shape[3] - m]
+        diff = centre - mean
+        lightness = diff[:, :1] / torch.sqrt(var + self.eps * self.eps)
+        return torch.cat([lightness, diff[:, 1:] * self.chroma_gain], dim=1)
+
+
+class DFEEncoder(nn.Module):
+    """Fully convolutional encoder: (N, 3, C+2r, C+2r) → (N, 128, 2r+1, 2r+1), C = ``context`` (31, or 31 + 2m normalised)."""
+
+    def __init__(self, channels=DEFAULT_CHANNELS, kernel: int = 7, norm_radius: int = 0):
         super().__init__()
         channels = _check_channels(channels)
+        self.norm = LocalNorm(norm_radius) if norm_radius else nn.Identity()
         layers: list[nn.Module] = []
         prev = 3
         for c in channels:
@@ -41,24 +77,30 @@ class DFEEncoder(nn.Module):
             prev = c
         self.features = nn.Sequential(*layers)
         self.kernel = kernel
-        self.config = {"channels": list(channels), "kernel": kernel}
+        self.norm_radius = int(norm_radius)
+        self.config = {"channels": list(channels), "kernel": kernel, "norm_radius": self.norm_radius}
 
     @property
     def crop_size(self) -> int:
         return 1 + 5 * (self.kernel - 1)
 
     @property
+    def context(self) -> int:
+        """Pixels of input one encoding depends on: the crop plus the normalisation's margin."""
+        return self.crop_size + 2 * self.norm_radius
+
+    @property
     def dim(self) -> int:
         return self.config["channels"][-1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)
+        return self.features(self.norm(x))
 
 
 class DFEDecoder(nn.Module):
-    """Mirror of the encoder: (N, 128, 1, 1) → (N, 3, 31, 31) in [0, 1]."""
+    """Mirror of the encoder: (N, 128, 1, 1) → (N, 3, 31, 31); in [0, 1] (sigmoid) unless ``linear``."""
 
-    def __init__(self, channels=DEFAULT_CHANNELS, kernel: int = 7):
+    def __init__(self, channels=DEFAULT_CHANNELS, kernel: int = 7, linear: bool = False):
         super().__init__()
         channels = _check_channels(channels)
         rev = list(reversed(channels)) + [3]
@@ -68,7 +110,8 @@ class DFEDecoder(nn.Module):
             layers.append(nn.ConvTranspose2d(cin, cout, kernel, bias=last))
             if not last:
                 layers += [nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
-        layers.append(nn.Sigmoid())
+        if not linear:
+            layers.append(nn.Sigmoid())
         self.features = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
@@ -76,10 +119,10 @@ class DFEDecoder(nn.Module):
 
 
 class DFEAutoencoder(nn.Module):
-    def __init__(self, channels=DEFAULT_CHANNELS, kernel: int = 7):
+    def __init__(self, channels=DEFAULT_CHANNELS, kernel: int = 7, norm_radius: int = 0):
         super().__init__()
-        self.encoder = DFEEncoder(channels, kernel)
-        self.decoder = DFEDecoder(channels, kernel)
+        self.encoder = DFEEncoder(channels, kernel, norm_radius)
+        self.decoder = DFEDecoder(channels, kernel, linear=norm_radius > 0)
         self.config = dict(self.encoder.config)
         for m in self.modules():
             if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
@@ -90,13 +133,17 @@ class DFEAutoencoder(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.encoder(x))
 
+    def target(self, x: torch.Tensor) -> torch.Tensor:
+        """What the decoder should reproduce for a (context × context) input: its normalised centre 31×31."""
+        return self.encoder.norm(x)
+
 
 @register_model("dfe_autoencoder")
-def dfe_autoencoder(channels=DEFAULT_CHANNELS, kernel: int = 7) -> DFEAutoencoder:
-    return DFEAutoencoder(channels, kernel)
+def dfe_autoencoder(channels=DEFAULT_CHANNELS, kernel: int = 7, norm_radius: int = 0) -> DFEAutoencoder:
+    return DFEAutoencoder(channels, kernel, norm_radius)
 
 
 @register_model("dfe_encoder")
-def dfe_encoder(channels=DEFAULT_CHANNELS, kernel: int = 7) -> DFEEncoder:
+def dfe_encoder(channels=DEFAULT_CHANNELS, kernel: int = 7, norm_radius: int = 0) -> DFEEncoder:
     """The encoder alone (what the tracker and the exporter use)."""
-    return DFEEncoder(channels, kernel)
+    return DFEEncoder(channels, kernel, norm_radius)

@@ -20,6 +20,16 @@ class EncoderBackend:
     name = "?"
     input_size: int | None = None
     fixed_batch: int | None = None
+    _context: int | None = None
+
+    @property
+    def context(self) -> int:
+        """Input pixels one encoding depends on (31, or more when the encoder normalises its input): input − output + 1."""
+        if self._context is None:
+            size = self.input_size or 63
+            out = self(np.full((1, 3, size, size), 0.5, np.float32)).shape[-1]
+            self._context = size - out + 1
+        return self._context
 
     def encode(self, batch: np.ndarray) -> np.ndarray:  # pragma: no cover - interface
         raise NotImplementedError
@@ -49,6 +59,7 @@ class TorchEncoder(EncoderBackend):
             torch.set_num_threads(threads)
         self.torch = torch
         self.module = module.eval()
+        self._context = getattr(module, "context", None)
 
     @classmethod
     def from_file(cls, path: str | Path, **kw):

@@ -8,6 +8,12 @@
              in a window around its last position (ratio test), the point moved by a
              RANSAC similarity (≥ 3 matches) or the median shift (1–2 matches).
 
+Every tracker has both reference modes (``reference``): ``anchored`` compares each frame
+with the first one, ``chained`` with the previous one (a fresh template, flow from the last
+frame, keypoints re-cut around the last position). Defaults are each method's usual
+form: LK chained, the others anchored. NCC centres its window at the constant-velocity
+prediction, as DFE does.
+
 SURF is not offered: it is patented and absent from every OpenCV build on the package
 registries (``cv2.xfeatures2d`` is missing), so it is listed as unavailable instead.
 """
@@ -19,6 +25,15 @@ import numpy as np
 from edgekd.errors import EdgekdError
 from edgekd.track.preprocess import CROP, HALF, as_gray, check_points, cv2_module
 from edgekd.track.subpixel import refine_minimum
+
+
+REFERENCE_MODES = ("anchored", "chained")
+
+
+def _check_reference(reference: str) -> str:
+    if reference not in REFERENCE_MODES:
+        raise EdgekdError(f"unknown reference mode {reference!r}", f"use one of: {', '.join(REFERENCE_MODES)}")
+    return reference
 
 
 class _Base:
@@ -45,15 +60,18 @@ class _Base:
 class LKTracker(_Base):
     name = "lk"
 
-    def __init__(self, win: int = 21, levels: int = 3, fb_max: float = 1.0):
+    def __init__(self, win: int = 21, levels: int = 3, fb_max: float = 1.0, reference: str = "chained"):
         self.win, self.levels, self.fb_max = win, levels, fb_max
+        self.reference = _check_reference(reference)
 
     def init(self, frame, points):
         gray = as_gray(frame)
         self.shape = gray.shape
         self.pos = check_points(points, self.shape).copy()
+        self.start = self.pos.copy()
         self.ok = np.ones(len(self.pos), bool)
         self.prev = gray
+        self.first = gray
 
     def update(self, frame):
         cv2 = cv2_module()
@@ -63,9 +81,14 @@ class LKTracker(_Base):
         if len(idx):
             kw = dict(winSize=(self.win, self.win), maxLevel=self.levels,
                       criteria=(cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 30, 0.01))
-            p0 = self.pos[idx].astype(np.float32).reshape(-1, 1, 2)
-            p1, st1, _ = cv2.calcOpticalFlowPyrLK(self.prev, gray, p0, None, **kw)
-            back, st2, _ = cv2.calcOpticalFlowPyrLK(gray, self.prev, p1, None, **kw)
+            if self.reference == "chained":
+                ref, p0 = self.prev, self.pos[idx].astype(np.float32).reshape(-1, 1, 2)
+                p1, st1, _ = cv2.calcOpticalFlowPyrLK(ref, gray, p0, None, **kw)
+            else:  # flow from the first frame, started at the last position
+                ref, p0 = self.first, self.start[idx].astype(np.float32).reshape(-1, 1, 2)
+                guess = self.pos[idx].astype(np.float32).reshape(-1, 1, 2)
+                p1, st1, _ = cv2.calcOpticalFlowPyrLK(ref, gray, p0, guess.copy(), flags=cv2.OPTFLOW_USE_INITIAL_FLOW, **kw)
+            back, st2, _ = cv2.calcOpticalFlowPyrLK(gray, ref, p1, p0.copy(), flags=cv2.OPTFLOW_USE_INITIAL_FLOW, **kw)
             fb = np.linalg.norm((back - p0).reshape(-1, 2), axis=1)
             good = (st1.ravel() == 1) & (st2.ravel() == 1) & (fb <= self.fb_max)
             new = p1.reshape(-1, 2).astype(np.float64)
@@ -80,14 +103,16 @@ class LKTracker(_Base):
 class NCCTracker(_Base):
     name = "ncc"
 
-    def __init__(self, radius: int = 6, min_score: float = 0.5):
+    def __init__(self, radius: int = 6, min_score: float = 0.5, reference: str = "anchored", predict: bool = True):
         self.radius, self.min_score = radius, min_score
+        self.reference, self.predict = _check_reference(reference), bool(predict)
 
     def init(self, frame, points):
         cv2 = cv2_module()
         gray = as_gray(frame).astype(np.float32)
         self.shape = gray.shape
         self.pos = check_points(points, self.shape).copy()
+        self.velocity = np.zeros_like(self.pos)
         self.ok = np.ones(len(self.pos), bool)
         self.templates = [cv2.getRectSubPix(gray, (CROP, CROP), (float(x), float(y))) for x, y in self.pos]
 
@@ -102,7 +127,9 @@ class NCCTracker(_Base):
         h, w = self.shape
         grid = np.arange(-r, r + 1)
         for p in np.flatnonzero(self.ok):
-            cx, cy = np.rint(self.pos[p]).astype(int)
+            guess = self.pos[p] + (self.velocity[p] if self.predict else 0.0)
+            cx = int(np.clip(np.rint(guess[0]), 0, w - 1))
+            cy = int(np.clip(np.rint(guess[1]), 0, h - 1))
             region = padded[cy : cy + size, cx : cx + size]
             score = cv2.matchTemplate(region, self.templates[p], cv2.TM_CCOEFF_NORMED)
             valid = ((cy + grid >= HALF) & (cy + grid <= h - 1 - HALF))[:, None] & (
@@ -114,16 +141,22 @@ class NCCTracker(_Base):
                 self.pos[p] = np.nan
                 continue
             ix, iy, dx, dy, _ = m
-            self.pos[p] = (cx + ix - r + dx, cy + iy - r + dy)
+            new = np.array([cx + ix - r + dx, cy + iy - r + dy])
+            self.velocity[p] = new - self.pos[p]
+            self.pos[p] = new
+            if self.reference == "chained":
+                self.templates[p] = cv2.getRectSubPix(gray, (CROP, CROP), (float(new[0]), float(new[1])))
         return self.positions(), self.ok.copy()
 
 
 class FeatureTracker(_Base):
     """SIFT or ORB keypoints matched in a window around each point."""
 
-    def __init__(self, kind: str = "sift", ref_radius: int = 24, radius: int = 6, ratio: float = 0.8, min_matches: int = 1):
+    def __init__(self, kind: str = "sift", ref_radius: int = 24, radius: int = 6, ratio: float = 0.8, min_matches: int = 1,
+                 reference: str = "anchored"):
         cv2 = cv2_module()
         self.name = kind
+        self.reference = _check_reference(reference)
         if kind == "sift":
             self.detector = cv2.SIFT_create()
             self.norm = cv2.NORM_L2
@@ -147,10 +180,11 @@ class FeatureTracker(_Base):
         self.pos = check_points(points, self.shape).copy()
         self.ok = np.ones(len(self.pos), bool)
         xy, desc = self._detect(gray)
-        self.refs = []
-        for p in self.pos:
-            near = np.flatnonzero(np.abs(xy - p).max(1) <= self.ref_radius) if len(xy) else np.array([], int)
-            self.refs.append((xy[near] - p, desc[near] if len(near) else None))
+        self.refs = [self._refs_around(xy, desc, p) for p in self.pos]
+
+    def _refs_around(self, xy, desc, p):
+        near = np.flatnonzero(np.abs(xy - p).max(1) <= self.ref_radius) if len(xy) else np.array([], int)
+        return xy[near] - p, desc[near] if len(near) else None
 
     def update(self, frame):
         cv2 = cv2_module()
@@ -185,6 +219,8 @@ class FeatureTracker(_Base):
                 self._lose_one(p)
                 continue
             self.pos[p] = new
+            if self.reference == "chained":
+                self.refs[p] = self._refs_around(xy, desc, new)
         return self.positions(), self.ok.copy()
 
     def _lose_one(self, p):

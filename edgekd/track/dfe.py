@@ -4,15 +4,23 @@ Per frame, every active point's (31+2r)×(31+2r) search region is cut around its
 position and all regions go through the encoder in one batch; the fully convolutional
 encoder returns the encodings of all (2r+1)² candidate crops. The cost of a candidate is
 the squared L2 distance to a reference encoding. The accepted match is the best
-candidate whose 3×3 quadratic fit is a true minimum; the fit gives the sub-pixel offset
-(clipped to ±1 px).
+candidate whose 3×3 quadratic fit is a true minimum; the sub-pixel offset (clipped to
+±1 px) comes from one Gauss–Newton step on the encodings around it (``subpixel``;
+``quadratic`` = the fit itself, the paper's way).
 
-Reference group: the first reference (encoded at the exact initial position) is always
-kept; when the best match degrades (relative distance above ``add_ref``) the encoding
-at the new match is added, up to ``max_refs`` (the oldest added one is dropped). A point
-is lost — NaN from then on — when no candidate is a true minimum or the relative
+References (``reference``): ``group`` (the default) keeps the first reference (encoded
+at the exact initial position) and, when the best match degrades (relative distance
+above ``add_ref``), adds the encoding at the new match, up to ``max_refs`` (the oldest
+added one is dropped); ``anchored`` keeps the first reference only; ``chained`` replaces
+the reference by the encoding at each new match (frame-to-frame tracking, which drifts).
+A point is lost — NaN from then on — when no candidate is a true minimum or the relative
 distance exceeds ``lost``. Relative distance = distance ÷ squared norm of the first
 reference, so the thresholds do not depend on the encoder's scale.
+
+The search window is centred where the point would be at constant velocity
+(``predict``), so fast but smooth head motion stays inside a small window. An encoder
+that normalises its input (``norm_radius``) sees ``context`` = 31 + 2m px per crop; the
+regions grow by the same margin and nothing else changes.
 """
 
 from __future__ import annotations
@@ -20,10 +28,12 @@ from __future__ import annotations
 import numpy as np
 
 from edgekd.track.backends import EncoderBackend, load_encoder
-from edgekd.track.preprocess import CROP, HALF, bgr_to_lab01, check_points, cv2_module
-from edgekd.track.subpixel import refine_minimum
+from edgekd.track.preprocess import HALF, bgr_to_lab01, check_points, cv2_module
+from edgekd.track.subpixel import gauss_newton_offset, refine_minimum
 
 DEFAULT_RADIUS = 6  # exported encoders take 31 + 2·6 = 43 px regions → 13×13 candidates
+REFERENCES = ("group", "anchored", "chained")
+SUBPIXEL = ("gauss-newton", "quadratic")
 
 
 class DFETracker:
@@ -38,20 +48,32 @@ class DFETracker:
         lost: float = 0.25,
         top_k: int = 5,
         threads: int | None = None,
+        reference: str = "group",
+        predict: bool = True,
+        subpixel: str = "gauss-newton",
     ):
+        from edgekd.errors import EdgekdError
+
+        if reference not in REFERENCES:
+            raise EdgekdError(f"unknown DFE reference mode {reference!r}", f"use one of: {', '.join(REFERENCES)}")
+        if subpixel not in SUBPIXEL:
+            raise EdgekdError(f"unknown sub-pixel method {subpixel!r}", f"use one of: {', '.join(SUBPIXEL)}")
+        self.subpixel = subpixel
         self.encoder: EncoderBackend = load_encoder(encoder, threads)
+        self.context = self.encoder.context
         fixed = self.encoder.input_size
         if radius is None:
-            radius = (fixed - CROP) // 2 if fixed else DEFAULT_RADIUS
-        if fixed and fixed != CROP + 2 * radius:
-            from edgekd.errors import EdgekdError
-
+            radius = (fixed - self.context) // 2 if fixed else DEFAULT_RADIUS
+        if fixed and fixed != self.context + 2 * radius:
             raise EdgekdError(
-                f"this encoder was exported for {fixed}×{fixed} regions (radius {(fixed - CROP) // 2}), not radius {radius}",
+                f"this encoder was exported for {fixed}×{fixed} regions (radius {(fixed - self.context) // 2}), not radius {radius}",
                 "leave the radius unset or export the encoder again with the region size you want",
             )
         self.radius = int(radius)
-        self.size = CROP + 2 * self.radius
+        self.size = self.context + 2 * self.radius
+        self.reference, self.predict = reference, bool(predict)
+        if reference == "anchored":
+            max_refs = 1
         self.max_refs, self.add_ref, self.lost, self.top_k = max_refs, add_ref, lost, top_k
 
     # -- helpers -----------------------------------------------------------------
@@ -94,6 +116,7 @@ class DFETracker:
         # refs[p] = list of (encoding, offset of the point from the crop centre)
         self.refs = [[(first[p], np.zeros(2))] for p in range(len(pts))]
         self.pos = pts.copy()
+        self.velocity = np.zeros_like(pts)
         self.ok = np.ones(len(pts), bool)
         self.last_cost = np.zeros(len(pts))
 
@@ -106,7 +129,8 @@ class DFETracker:
         active = np.flatnonzero(self.ok)
         if len(active) == 0:
             return self.positions(), self.ok.copy()
-        centres = np.rint(self.pos[active]).astype(np.int64)
+        guess = self.pos[active] + (self.velocity[active] if self.predict else 0.0)
+        centres = np.rint(guess).astype(np.int64)
         enc = self.encoder(self._regions(frame, centres))  # (A, C, n, n)
         r, (h, w) = self.radius, self.shape
         grid = np.arange(-r, r + 1)
@@ -122,12 +146,23 @@ class DFETracker:
                 cost = ((e - ref[:, None, None]) ** 2).sum(0)
                 cost = np.where(valid, cost, np.inf)
                 m = refine_minimum(cost, self.top_k)
+                if m is None and self.subpixel == "gauss-newton":
+                    # no paraboloid among the best candidates (a flat or ridged cost): the Gauss–Newton step does not
+                    # need one, so take the best interior candidate and let the distance threshold judge it
+                    inner = cost[1:-1, 1:-1]
+                    if np.isfinite(inner).any():
+                        iy, ix = np.unravel_index(int(np.argmin(inner)), inner.shape)
+                        m = (ix + 1, iy + 1, 0.0, 0.0, float(inner[iy, ix]))
                 if m is not None and (best is None or m[4] < best[0][4]):
                     best = (m, off, k)
             if best is None:
                 self._lose(p)
                 continue
             (ix, iy, dx, dy, c), off, k = best
+            if self.subpixel == "gauss-newton":
+                step = gauss_newton_offset(e, self.refs[p][k][0], ix, iy)
+                if step is not None:
+                    dx, dy = step
             rel = c / self.norm[p]
             self.last_cost[p] = rel
             if rel > self.lost:
@@ -135,11 +170,14 @@ class DFETracker:
                 continue
             mx, my = cx + ix - r, cy + iy - r
             new = np.array([mx + dx, my + dy]) + off
-            if self.max_refs > 1 and rel > self.add_ref:
+            if self.reference == "chained":
+                self.refs[p] = [(e[:, iy, ix].copy(), new - np.array([mx, my], float))]
+            elif self.max_refs > 1 and rel > self.add_ref:
                 refs = self.refs[p]
                 if len(refs) >= self.max_refs:
                     refs.pop(1)
                 refs.append((e[:, iy, ix].copy(), new - np.array([mx, my], float)))
+            self.velocity[p] = new - self.pos[p]
             self.pos[p] = new
         return self.positions(), self.ok.copy()
 

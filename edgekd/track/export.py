@@ -19,14 +19,14 @@ from edgekd.errors import EdgekdError
 from edgekd.track.preprocess import CROP, HALF, bgr_to_lab01, cv2_module, detect_faces
 
 
-def calibration_regions(data, n: int = 256, radius: int = 6, seed: int = 0) -> np.ndarray:
-    """(n, 3, S, S) float32 search regions from training-subject face images."""
+def calibration_regions(data, n: int = 256, radius: int = 6, seed: int = 0, context: int = CROP) -> np.ndarray:
+    """(n, 3, S, S) float32 search regions (S = context + 2·radius) from training-subject face images."""
     from edgekd.track.train import list_sources, split_subjects, _frames
 
     cv2 = cv2_module()
     train_files, _ = split_subjects(list_sources(data))
     rng = np.random.default_rng(seed)
-    size = CROP + 2 * radius
+    size = context + 2 * radius
     half = size // 2
     files = [train_files[i] for i in rng.permutation(len(train_files))]
     out = []
@@ -58,7 +58,21 @@ def _encoder(model_path):
     return getattr(model, "encoder", model).eval(), info
 
 
-LAST_CONV_NODES = ("node_Conv_82", "node_relu_4")  # names torch.onnx (dynamo) gives the encoder's last conv + ReLU
+def _onnx_node_names(path) -> tuple[list[str], list[str]]:
+    """(nodes before the first Conv, the last Conv and what follows it) of an exported encoder, in graph order.
+
+    The first group is the photometric normalisation (pooling, a division, a square root): it stays
+    in float, because 8-bit steps of a local standard deviation would undo what it is for. The
+    second is the last conv + ReLU, kept in float by the mixed file (its output is the encoding whose
+    fine differences give the sub-pixel position).
+    """
+    import onnx
+
+    nodes = list(onnx.load(str(path)).graph.node)
+    convs = [i for i, nd in enumerate(nodes) if nd.op_type == "Conv"]
+    if not convs:
+        raise EdgekdError(f"{path} has no Conv node: not a DFE encoder")
+    return [nd.name for nd in nodes[: convs[0]]], [nd.name for nd in nodes[convs[-1] :]]
 
 
 def export_encoder(model_path, out_dir="export/dfe-encoder", data="../shared/data/faces", radius: int = 6,
@@ -76,26 +90,41 @@ def export_encoder(model_path, out_dir="export/dfe-encoder", data="../shared/dat
     from edgekd.convert.onnx import quantize_onnx_int8
     from edgekd.models.checkpoint import save_model
 
+    from edgekd.convert.tflite import export_tflite_int8
+
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     enc, info = _encoder(model_path)
-    size = CROP + 2 * radius
-    calib = calibration_regions(data, calib_n, radius)
+    context = enc.context
+    size = context + 2 * radius
+    calib = calibration_regions(data, calib_n, radius, context=context)
     spec = InputSpec(shape=(1, 3, size, size), pixel_scale=1 / 255, colour="CIELAB (OpenCV 8-bit Lab)", name="regions",
-                     output_name="encodings", dynamic_batch=True, extra={"radius": radius, "crop": CROP})
+                     output_name="encodings", dynamic_batch=True,
+                     extra={"radius": radius, "crop": CROP, "context": context, "norm_radius": enc.norm_radius})
     save_model(out / "model.pt", enc, "dfe_encoder", meta={"source": str(model_path), **info.get("meta", {})})
-    results = export_model(enc, spec, out, formats=formats, calibration=calib, parity_inputs=calib[:32],
+    wanted = [f.strip() for f in formats.split(",")]
+    # the project exporter does fp32 (and INT8 of a plain encoder); a normalising encoder's INT8 files are made
+    # here so the normalisation can stay in float
+    own_int8 = enc.norm_radius > 0
+    first = ",".join(f for f in wanted if not (own_int8 and f.endswith("int8")))
+    results = export_model(enc, spec, out, formats=first, calibration=calib, parity_inputs=calib[:32],
                            log=log, tflite_int8_method="pt2e", tflite_activation_observer="minmax")
     files = {"torch": out / "model.pt", **{k: out / r["file"] for k, r in results.items() if r.get("status") == "ok"}}
+    norm_nodes, last_nodes = _onnx_node_names(files["onnx"]) if "onnx" in files else ([], [])
+    float_norm = ("norm",) if own_int8 else ()
+    last_block = tuple(f"features.{i}" for i in range(len(enc.features) - 3, len(enc.features)))  # conv, BN, ReLU
+    if own_int8 and "onnx-int8" in wanted and "onnx" in files:
+        files["onnx-int8"] = quantize_onnx_int8(files["onnx"], out / "model.int8.onnx", calib, input_name="regions",
+                                                exclude_nodes=norm_nodes)
+    if own_int8 and "tflite-int8" in wanted:
+        files["tflite-int8"] = export_tflite_int8(enc, spec, out / "model.int8.tflite", calib, method="pt2e",
+                                                  float_modules=float_norm, activation_observer="minmax")
     if mixed and "onnx" in files:
         files["onnx-int8-mixed"] = quantize_onnx_int8(files["onnx"], out / "model.int8-mixed.onnx", calib,
-                                                      input_name="regions", exclude_nodes=LAST_CONV_NODES)
+                                                      input_name="regions", exclude_nodes=norm_nodes + last_nodes)
     if mixed and "tflite-int8" in files:
-        from edgekd.convert.tflite import export_tflite_int8
-
-        last_block = tuple(f"features.{i}" for i in range(len(enc.features) - 3, len(enc.features)))  # conv, BN, ReLU
         files["tflite-int8-mixed"] = export_tflite_int8(enc, spec, out / "model.int8-mixed.tflite", calib, method="pt2e",
-                                                        float_modules=last_block, activation_observer="minmax")
+                                                        float_modules=float_norm + last_block, activation_observer="minmax")
     from edgekd.track.backends import load_encoder
 
     import torch
@@ -108,7 +137,7 @@ def export_encoder(model_path, out_dir="export/dfe-encoder", data="../shared/dat
             y = load_encoder(f)(calib[:32])
             parity[name] = float(np.sqrt(((y - ref) ** 2).mean() / (ref**2).mean()))
     failed = {k: r["error"] for k, r in results.items() if r.get("status") != "ok"}
-    return {"files": {k: str(v) for k, v in files.items()}, "input": [None, 3, size, size], "radius": radius,
+    return {"files": {k: str(v) for k, v in files.items()}, "input": [None, 3, size, size], "radius": radius, "context": context,
             "calibration_regions": len(calib), "rel_rms_vs_torch": parity, "failed": failed}
 
 
@@ -125,8 +154,9 @@ def write_card(out_dir, export_info: dict, train_meta: dict, tracking: dict | No
     card = {
         "model": "dfe-encoder",
         "paper": "Deep Feature Encodings, arXiv 2405.04943",
-        "input": {"shape": export_info["input"], "dtype": "float32", "layout": "NCHW",
-                  "meaning": "CIELAB = OpenCV 8-bit Lab / 255, search region 31+2r with r = %d" % export_info["radius"]},
+        "input": {"shape": export_info["input"], "dtype": "float32", "layout": "NCHW", "context": export_info.get("context", CROP),
+                  "meaning": "CIELAB = OpenCV 8-bit Lab / 255, search region C+2r with context C = %d (31 + the normalisation's "
+                             "margin) and r = %d" % (export_info.get("context", CROP), export_info["radius"])},
         "output": {"shape": [None, 128, 2 * export_info["radius"] + 1, 2 * export_info["radius"] + 1],
                    "meaning": "encoding of every 31×31 crop in the region (crop centre = region centre + (j−r, i−r))"},
         "files": files,
@@ -151,7 +181,8 @@ def render_card_md(card: dict) -> str:
     lines = [
         "# DFE encoder (deep feature encodings for skin-feature tracking)",
         "",
-        f"Input: float32 NCHW {card['input']['shape']} — CIELAB (OpenCV 8-bit Lab / 255) search region of 31 + 2·{radius} px. "
+        f"Input: float32 NCHW {card['input']['shape']} — CIELAB (OpenCV 8-bit Lab / 255) search region of "
+        f"{card['input'].get('context', CROP)} + 2·{radius} px (the encoder normalises its input itself when its context exceeds 31). "
         f"Output: (N, 128, {n_out}, {n_out}), the encoding of every 31×31 crop in the region.",
         "Use: `edgekd track VIDEO --points x,y --encoder export/dfe-encoder/model.int8-mixed.onnx` or "
         "`create_tracker('dfe', encoder=...)`. ONNX has a dynamic batch; TFLite is stored with batch 1 and resized to the number of points. "

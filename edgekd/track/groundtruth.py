@@ -48,6 +48,11 @@ class Motion:
     gradient: float = 0.0  # brightness ramp across the image (fraction, left → right), grows with t
     noise_std: float = 0.0  # additive Gaussian noise on 0..255 values
     blur_sigma: float = 0.0
+    perspective: TimeFn | None = None  # t → (T, 2) projective terms (per px, about the centre): out-of-plane-like foreshortening
+    shading: Callable | None = None  # (t, X, Y) → multiplicative light map; X, Y in [−0.5, 0.5] across the frame
+    motion_blur: float = 0.0  # exposure as a fraction of the frame interval: blur along each frame's image motion
+    jpeg_quality: int | None = None  # every frame JPEG-encoded at this quality
+    codec: str | None = None  # the whole sequence through a video codec (FourCC, e.g. "mp4v") and decoded again
     info: dict = field(default_factory=dict)
 
     def matrices(self, t: np.ndarray, centre) -> np.ndarray:
@@ -65,6 +70,14 @@ class Motion:
         out[:, 0, 2] = cx - c * cx + s * cy + tr[:, 0]
         out[:, 1, 2] = cy - s * cx - c * cy + tr[:, 1]
         out[:, 2, 2] = 1.0
+        if self.perspective is not None:
+            # P = T(c) · [[1,0,0],[0,1,0],[px,py,1]] · T(−c): foreshortening about the centre, the similarity after it
+            pp = np.asarray(self.perspective(t), float).reshape(n, 2)
+            proj = np.tile(np.eye(3), (n, 1, 1))
+            proj[:, 2, 0], proj[:, 2, 1] = pp[:, 0], pp[:, 1]
+            shift, back = np.eye(3), np.eye(3)
+            shift[:2, 2], back[:2, 2] = (-cx, -cy), (cx, cy)
+            out = out @ (back @ proj @ shift)
         return out
 
     def vertical(self, t: np.ndarray) -> np.ndarray:
@@ -107,7 +120,51 @@ class Sequence:
 
 
 def _apply(m: np.ndarray, pts: np.ndarray) -> np.ndarray:
-    return pts @ m[:2, :2].T + m[:2, 2]
+    """Projective map of (N, 2) points (an affine m has the last row 0, 0, 1)."""
+    q = pts @ m[:2, :2].T + m[:2, 2]
+    if m[2, 0] == 0 and m[2, 1] == 0:
+        return q / m[2, 2] if m[2, 2] != 1 else q
+    return q / (pts @ m[2, :2] + m[2, 2])[:, None]
+
+
+def _motion_blur(img: np.ndarray, dxy, cv2) -> np.ndarray:
+    """Average of the image along a line of length |dxy| (the motion during the exposure)."""
+    length = float(np.hypot(*dxy))
+    if length < 0.5:
+        return img
+    k = int(np.ceil(length)) | 1
+    kern = np.zeros((k, k), np.float32)
+    c = (k - 1) / 2
+    for s in np.linspace(-0.5, 0.5, 4 * k):
+        kern[int(round(c + s * dxy[1])), int(round(c + s * dxy[0]))] += 1
+    return cv2.filter2D(img, -1, kern / kern.sum(), borderType=cv2.BORDER_REFLECT101)
+
+
+def _through_codec(frames: np.ndarray, fourcc: str, fps: float) -> np.ndarray:
+    """Encode the frames as a video with ``fourcc`` and decode them again (lossy, inter-frame)."""
+    import tempfile
+
+    cv2 = cv2_module()
+    h, w = frames.shape[1:3]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = str(Path(tmp) / ("seq.avi" if fourcc == "MJPG" else "seq.mp4"))
+        writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*fourcc), fps, (w, h))
+        if not writer.isOpened():
+            raise EdgekdError(f"this OpenCV build cannot encode {fourcc!r} video", "use codec 'mp4v' or jpeg_quality instead")
+        for f in frames:
+            writer.write(f)
+        writer.release()
+        cap = cv2.VideoCapture(path)
+        out = []
+        while len(out) < len(frames):
+            ok, f = cap.read()
+            if not ok:
+                break
+            out.append(f)
+        cap.release()
+    if len(out) != len(frames):
+        raise EdgekdError(f"the {fourcc} round trip returned {len(out)} of {len(frames)} frames")
+    return np.stack(out)
 
 
 def make_sequence(image, n_frames: int, motion: Motion, seed: int = 0) -> Sequence:
@@ -138,19 +195,32 @@ def make_sequence(image, n_frames: int, motion: Motion, seed: int = 0) -> Sequen
     gain = np.ones((n_frames, 1)) if motion.gain is None else np.asarray(motion.gain(times), np.float64)
     gain = gain.reshape(n_frames, -1) if gain.size in (n_frames, 3 * n_frames) else np.broadcast_to(gain, (n_frames, 1))
     ramp = (xs / max(w - 1, 1) - 0.5).astype(np.float32)
+    yramp = (ys / max(h - 1, 1) - 0.5).astype(np.float32)
+    centre = np.array([[(w - 1) / 2, (h - 1) / 2]])
     for i in range(n_frames):
         g = grid if field_fn is None else grid - field_fn(i, grid)
         src = _apply(np.linalg.inv(mats[i]), g)
         mx = src[:, 0].reshape(h, w).astype(np.float32)
         my = src[:, 1].reshape(h, w).astype(np.float32)
         f = cv2.remap(base, mx, my, interpolation=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT101)
+        if motion.motion_blur > 0 and i > 0:
+            # the image point now at the centre moved this much since the last frame
+            c0 = _apply(np.linalg.inv(mats[i]), centre)
+            f = _motion_blur(f, motion.motion_blur * (_apply(mats[i], c0) - _apply(mats[i - 1], c0))[0], cv2)
         light = 1.0 + motion.gradient * (i / max(n_frames - 1, 1)) * ramp
+        if motion.shading is not None:
+            light = light * np.asarray(motion.shading(times[i], ramp, yramp), np.float32)
         f = f * light[..., None] * gain[i].astype(np.float32)[None, None, :]
         if motion.blur_sigma > 0:
             f = cv2.GaussianBlur(f, (0, 0), motion.blur_sigma)
         if motion.noise_std > 0:
             f = f + rng.normal(0, motion.noise_std, f.shape).astype(np.float32)
         frames[i] = np.clip(np.rint(f), 0, 255).astype(np.uint8)
+        if motion.jpeg_quality is not None:
+            ok, buf = cv2.imencode(".jpg", frames[i], [cv2.IMWRITE_JPEG_QUALITY, int(motion.jpeg_quality)])
+            frames[i] = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    if motion.codec:
+        frames = _through_codec(frames, motion.codec, motion.fps)
     return Sequence(frames, motion.fps, times, mats, motion, field_fn)
 
 
@@ -231,11 +301,83 @@ def standard_motions(fps: float = 30.0) -> dict[str, Motion]:
     }
 
 
+def _wobble(ax, ay, hz):
+    return lambda t: np.column_stack([ax * np.sin(2 * np.pi * hz * t), ay * np.sin(2 * np.pi * hz * t * 0.7)])
+
+
+def moving_light(spot: float = 0.45, ramp: float = 0.35, period_s: float = 8.0):
+    """A light spot circling the face plus a shading ramp whose direction turns: light that differs across a patch."""
+
+    def shading(t, X, Y):
+        a = 2 * np.pi * t / period_s
+        lx, ly = 0.3 * np.cos(a), 0.3 * np.sin(a)
+        b = 2 * np.pi * t / (1.25 * period_s)
+        blob = spot * np.exp(-((X - lx) ** 2 + (Y - ly) ** 2) / (2 * 0.18**2))
+        return (0.75 + blob) * (1 + ramp * (X * np.cos(b) + Y * np.sin(b)))
+
+    return shading
+
+
+def validation_motions(fps: float = 30.0) -> dict[str, Motion]:
+    """Short motions the DFE trainer scores checkpoints on (validation faces only)."""
+    return {
+        "translation": Motion("translation", fps, translate=_wobble(12.0, 8.0, 0.5)),
+        "moving_light": Motion("moving_light", fps, translate=_wobble(3.0, 2.0, 0.5), shading=moving_light(period_s=2.0)),
+        "illumination": Motion("illumination", fps, gain=lambda t: 1.0 - 0.35 * np.sin(2 * np.pi * 0.8 * t) ** 2, gradient=0.4),
+        "heartbeat": heartbeat_motion(72, 0.3, fps, drift_px_per_s=(0.5, 1.0)),
+    }
+
+
+# Long-suite groups: what the goal of each is stated on (benchmarks/tracking.md).
+LONG_GROUPS = {
+    "rigid": ("translation", "similarity", "heartbeat"),  # lossless rigid motion: precision
+    "illumination": ("illumination", "moving_light"),
+    "geometry": ("perspective",),
+    "degraded": ("motion_blur", "jpeg", "video_codec"),
+    "combined": ("combined",),
+}
+
+
+def long_motions(fps: float = 30.0) -> dict[str, Motion]:
+    """The long suite (≥ 300 frames): drift shows, lights move, codecs and motion blur degrade the frames."""
+    return {
+        "translation": Motion("translation", fps, translate=_wobble(12.0, 8.0, 0.25)),
+        "similarity": Motion("similarity", fps, translate=_wobble(6.0, 4.0, 0.2),
+                             rotate_deg=lambda t: 8.0 * np.sin(2 * np.pi * 0.15 * t),
+                             scale=lambda t: 1.0 + 0.08 * np.sin(2 * np.pi * 0.1 * t)),
+        "heartbeat": heartbeat_motion(72, 0.3, fps, drift_px_per_s=(0.5, 1.0), sway_px=2.0),
+        "illumination": Motion("illumination", fps, translate=_wobble(3.0, 2.0, 0.2),
+                               gain=lambda t: 1.0 - 0.35 * np.sin(2 * np.pi * 0.15 * t) ** 2, gradient=0.4),
+        "moving_light": Motion("moving_light", fps, translate=_wobble(3.0, 2.0, 0.2), shading=moving_light()),
+        # yaw/pitch-like foreshortening: ±8 % at 100 px from the centre
+        "perspective": Motion("perspective", fps, translate=_wobble(4.0, 3.0, 0.15),
+                              perspective=lambda t: np.column_stack([0.0008 * np.sin(2 * np.pi * 0.12 * t),
+                                                                     0.0005 * np.sin(2 * np.pi * 0.09 * t + 1.0)])),
+        # fast head motion (up to ~2 px per frame), blurred along it over a full-frame exposure
+        "motion_blur": Motion("motion_blur", fps, translate=_wobble(15.0, 10.0, 0.6), motion_blur=1.0),
+        "jpeg": Motion("jpeg", fps, translate=_wobble(6.0, 4.0, 0.3), jpeg_quality=40),
+        # OpenCV's wheels carry no H.264 encoder; MPEG-4 Part 2 is the inter-frame codec they have
+        "video_codec": Motion("video_codec", fps, translate=_wobble(6.0, 4.0, 0.3), codec="mp4v"),
+        "combined": Motion("combined", fps, translate=_wobble(6.0, 4.0, 0.3), rotate_deg=lambda t: 4.0 * np.sin(2 * np.pi * 0.12 * t),
+                           scale=lambda t: 1.0 + 0.04 * np.sin(2 * np.pi * 0.1 * t),
+                           perspective=lambda t: np.column_stack([0.0004 * np.sin(2 * np.pi * 0.1 * t), np.zeros(len(t))]),
+                           shading=moving_light(spot=0.3, ramp=0.25), motion_blur=0.5, noise_std=3.0, codec="mp4v"),
+    }
+
+
+SUITES = {"standard": standard_motions, "long": long_motions}
+
+
 # ── real images and clips ───────────────────────────────────────────────────
 
-# Held out of DFE training (unseen subjects): used for validation and for these sequences.
-HELDOUT_ORL = tuple(f"s{i}" for i in range(36, 41))
-HELDOUT_STILLS = ("obama.jpg", "obama2.jpg", "obama3.jpg", "obama_partial_face.jpg", "obama_partial_face2.jpg", "biden.jpg")
+# Held out of DFE training (unseen subjects). The validation subjects pick DFE checkpoints and settings;
+# the test subjects are only seen by ``edgekd track eval``.
+VALIDATION_ORL = ("s38", "s39", "s40")
+VALIDATION_STILLS = ("biden.jpg",)
+TEST_ORL = ("s36", "s37")
+TEST_STILLS = ("obama.jpg", "obama2.jpg", "obama3.jpg", "obama_partial_face.jpg", "obama_partial_face2.jpg")
+HELDOUT_ORL = TEST_ORL + VALIDATION_ORL
+HELDOUT_STILLS = TEST_STILLS + VALIDATION_STILLS
 FACE_WIDTH = 160  # faces are rescaled to about this width: the scale DFE is trained and evaluated at
 
 
@@ -261,9 +403,9 @@ def face_frame(image, face_width: int = FACE_WIDTH, margin: float = 0.5):
 
 
 def heldout_faces(data_root, limit: int | None = None):
-    """[(name, image, face_box, skin points)] for the held-out subjects (faces found by Haar)."""
+    """[(name, image, face_box, skin points)] for the test subjects (faces found by Haar)."""
     root = Path(data_root)
-    paths = [root / "stills" / n for n in HELDOUT_STILLS] + [root / "orl" / s / "1.pgm" for s in HELDOUT_ORL]
+    paths = [root / "stills" / n for n in TEST_STILLS] + [root / "orl" / s / "1.pgm" for s in TEST_ORL]
     out = []
     for p in paths:
         if not p.is_file():

@@ -34,3 +34,36 @@ def summarize(pred: np.ndarray, true: np.ndarray, fail_px: float = FAIL_PX, skip
         "failure_rate": float((lost | (np.nan_to_num(err, nan=np.inf) > fail_px)).sum() / n) if n else float("nan"),
         "lost_rate": float(lost.sum() / n) if n else float("nan"),
     }
+
+
+def capped_errors(err: np.ndarray, fail_px: float = FAIL_PX) -> np.ndarray:
+    """Errors with a lost (NaN) or failed (> fail_px) point-frame counted as a miss of ``fail_px``.
+
+    Its mean is the pooled score in which losing a point can never look better than drifting with it.
+    """
+    e = np.asarray(err, float)
+    return np.where(np.isfinite(e), np.minimum(e, fail_px), fail_px)
+
+
+def track_failures(err: np.ndarray, fail_px: float = FAIL_PX) -> dict:
+    """Per-track failure statistics of (T, P) errors (frame 0 excluded by the caller).
+
+    A track *diverges* when it is lost or its error exceeds ``fail_px`` at any frame; its
+    time to failure is the first such frame (1-based). ``mean_frames_to_failure`` is the
+    restricted mean (a track that never fails counts its full length), so it is defined
+    even when few tracks fail.
+    """
+    e = np.asarray(err, float)
+    bad = ~np.isfinite(e) | (np.nan_to_num(e, nan=np.inf) > fail_px)
+    failed = bad.any(0)
+    first = np.where(failed, bad.argmax(0) + 1, e.shape[0])
+    return {"tracks": int(e.shape[1]), "diverged": int(failed.sum()),
+            "divergence_rate": float(failed.mean()) if e.shape[1] else float("nan"),
+            "mean_frames_to_failure": float(first.mean()) if e.shape[1] else float("nan"),
+            "median_frames_to_failure_of_diverged": float(np.median(first[failed])) if failed.any() else None}
+
+
+def error_vs_time(err: np.ndarray, bins: int = 10, fail_px: float = FAIL_PX) -> list[float]:
+    """Capped mean error in ``bins`` equal stretches of the sequence (T, P): drift shows as a rising curve."""
+    c = capped_errors(err, fail_px)
+    return [float(chunk.mean()) for chunk in np.array_split(c, bins, axis=0) if chunk.size]

@@ -1,0 +1,73 @@
+"""What a DFE encoding should ignore, applied to training crops (the denoising-autoencoder input).
+
+The autoencoder sees an augmented crop and reconstructs the clean one, so the encoding
+has to keep what survives these changes — texture at a position — and drop the rest:
+
+* photometric: a gain (0.6–1.4), an offset (±20 grey levels), a colour-temperature shift
+  (blue and red channel gains in opposite directions), a local shading ramp in a random
+  direction with some curvature, sensor noise, defocus or motion blur, JPEG artefacts;
+* geometric: a small rotation (±10°) and scale (±8 %) about the crop centre — what a
+  head turn or a change of distance does to a patch — but never a shift, because a shift
+  is exactly what the tracker must see.
+
+Crops are uint8 BGR with a margin around the encoder's context, so a warp never pulls
+in a border; :func:`augment_crop` returns a crop of the same size.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edgekd.track.preprocess import cv2_module
+
+
+def photometric(crop: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """float32 BGR crop 0..255 → the same crop under another light, camera and codec."""
+    cv2 = cv2_module()
+    h, w = crop.shape[:2]
+    f = crop.astype(np.float32)
+    temp = rng.normal(0, 0.08)
+    channel_gain = np.array([np.exp(temp), 1.0, np.exp(-temp)], np.float32) * np.float32(rng.uniform(0.6, 1.4))
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    xx, yy = xx / (w - 1) - 0.5, yy / (h - 1) - 0.5
+    a = rng.uniform(0, 2 * np.pi)
+    along = xx * np.cos(a) + yy * np.sin(a)
+    shade = 1.0 + rng.uniform(-0.5, 0.5) * along + rng.uniform(-0.4, 0.4) * along * along
+    f = f * shade[..., None] * channel_gain + np.float32(rng.uniform(-20, 20))
+    kind = rng.random()
+    if kind < 0.25:
+        f = cv2.GaussianBlur(f, (0, 0), rng.uniform(0.4, 1.5))
+    elif kind < 0.4:
+        length = rng.uniform(1.5, 5.0)
+        b = rng.uniform(0, np.pi)
+        k = int(np.ceil(length)) | 1
+        kern = np.zeros((k, k), np.float32)
+        c = (k - 1) / 2
+        for s in np.linspace(-0.5, 0.5, 4 * k):
+            kern[int(round(c + s * length * np.sin(b))), int(round(c + s * length * np.cos(b)))] += 1
+        f = cv2.filter2D(f, -1, kern / kern.sum(), borderType=cv2.BORDER_REFLECT101)
+    if rng.random() < 0.6:
+        f = f + rng.normal(0, rng.uniform(1, 8), f.shape).astype(np.float32)
+    out = np.clip(np.rint(f), 0, 255).astype(np.uint8)
+    if rng.random() < 0.3:
+        ok, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(25, 90))])
+        out = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    return out
+
+
+def geometric(crop: np.ndarray, rng: np.random.Generator, max_deg: float = 10.0, max_scale: float = 0.08) -> np.ndarray:
+    """Rotate and scale about the centre (never shift): the patch a turned or nearer head shows."""
+    cv2 = cv2_module()
+    h, w = crop.shape[:2]
+    m = cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), rng.uniform(-max_deg, max_deg), 1 + rng.uniform(-max_scale, max_scale))
+    return cv2.warpAffine(crop, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)
+
+
+def augment_crop(crop: np.ndarray, rng: np.random.Generator, photometric_p: float = 0.9, geometric_p: float = 0.0) -> np.ndarray:
+    """uint8 BGR crop → augmented uint8 BGR crop of the same size (each family applied with its probability)."""
+    out = crop
+    if geometric_p and rng.random() < geometric_p:
+        out = geometric(out, rng)
+    if photometric_p and rng.random() < photometric_p:
+        out = photometric(out, rng)
+    return out
