@@ -86,4 +86,4 @@ def test_train_checkpoints_and_resume(tmp_path):
     assert r2["history"][0] == r1["history"][0]
     from edgekd.track import create_tracker
 
-    assert create_tracker("dfe", encoder=r2["model"]).radius == 6
+    assert create_tracker("dfe", encoder=r2["model"]).radius == 3

@@ -126,7 +126,7 @@ def test_dfe_tracks_a_normalising_encoder_with_its_wider_context(face):
 
     img, pts = face
     tracker = create_tracker("dfe", encoder=create_model("dfe_encoder", norm_radius=8), reference="anchored")
-    assert tracker.context == 47 and tracker.size == 47 + 2 * 6
+    assert tracker.context == 47 and tracker.size == 47 + 2 * 3
     with pytest.raises(EdgekdError, match="sub-pixel"):
         create_tracker("dfe", encoder=create_model("dfe_encoder"), subpixel="cubic")
 

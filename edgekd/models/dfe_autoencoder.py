@@ -41,8 +41,10 @@ class LocalNorm(nn.Module):
     """(N, 3, H, W) CIELAB/255 → (N, 3, H−2m, W−2m): lightness contrast-normalised, chroma centred, per pixel.
 
     L' = (L − box_mean(L)) / sqrt(box_var(L) + eps²) and ab' = chroma_gain · (ab − box_mean(ab)),
-    box = (2m+1)² valid average pooling. ``eps`` (≈ 5 grey levels) keeps flat skin from
-    turning sensor noise into contrast.
+    box = (2m+1)² valid window. ``eps`` (≈ 5 grey levels) keeps flat skin from turning sensor
+    noise into contrast. Written with fixed convolutions and broadcasting only — no slicing or
+    concatenation — because a converter bakes a slice's batch size into the graph, and the
+    TFLite file must be resizable to the number of points.
     """
 
     def __init__(self, radius: int, eps: float = 0.02, chroma_gain: float = 10.0):
@@ -50,17 +52,25 @@ class LocalNorm(nn.Module):
         if radius < 1:
             raise ValueError(f"LocalNorm needs a radius ≥ 1, got {radius}")
         self.radius, self.eps, self.chroma_gain = int(radius), float(eps), float(chroma_gain)
+        k = 2 * self.radius + 1
+        box = torch.full((3, 1, k, k), 1.0 / (k * k))
+        centre = torch.zeros(3, 1, k, k)
+        centre[:, :, self.radius, self.radius] = 1.0
+        # fixed, not learned, and not in the state dict: models trained before this layout load unchanged
+        self.register_buffer("box", box, persistent=False)
+        self.register_buffer("centre", centre, persistent=False)
+        self.register_buffer("lightness", torch.tensor([1.0, 0.0, 0.0]).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("chroma", torch.tensor([0.0, chroma_gain, chroma_gain]).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("pick_l", torch.tensor([1.0, 0.0, 0.0]).view(1, 3, 1, 1), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        k, m = 2 * self.radius + 1, self.radius
-        mean = nn.functional.avg_pool2d(x, k, stride=1)
-        light = x[:, :1]
-        mean_sq = nn.functional.avg_pool2d(light * light, k, stride=1)
-        var = torch.clamp(mean_sq - mean[:, :1] * mean[:, :1], min=0.0)
-        centre = x[:, :, m : x.shape[2] - m, m : x.shape[3] - m]
-        diff = centre - mean
-        lightness = diff[:, :1] / torch.sqrt(var + self.eps * self.eps)
-        return torch.cat([lightness, diff[:, 1:] * self.chroma_gain], dim=1)
+        conv = nn.functional.conv2d
+        mean = conv(x, self.box, groups=3)
+        diff = conv(x, self.centre, groups=3) - mean
+        mean_sq = conv(x * x, self.box, groups=3)
+        var = torch.clamp(mean_sq - mean * mean, min=0.0)
+        var_l = conv(var, self.pick_l)  # (N, 1, h, w): the lightness channel's variance
+        return diff * (self.lightness / torch.sqrt(var_l + self.eps * self.eps) + self.chroma)
 
 
 class DFEEncoder(nn.Module):

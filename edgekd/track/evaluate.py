@@ -105,7 +105,10 @@ def evaluate(data, methods=("lk", "ncc", "sift", "orb", "dfe"), encoders=(), n_i
         per = {m: _summ(errors[label][m]) for m in names}
         results["methods"][label] = {"overall": _summ([e for m in names for e in errors[label][m]]), "per_motion": per,
                                      "per_group": {g: _summ([e for m in ms for e in errors[label][m]]) for g, ms in results["groups"].items()},
-                                     "fps": timing[label][1] / timing[label][0] if timing[label][0] else float("nan")}
+                                     "fps": timing[label][1] / timing[label][0] if timing[label][0] else float("nan"),
+                                     # one pooled score per (face, motion) sequence, for paired tests between methods
+                                     "per_sequence": [{"face": picked[fi][0], "motion": m, "pooled_px": float(capped_errors(e).mean())}
+                                                      for m in names for fi, e in enumerate(errors[label][m])]}
     results["int8_vs_float"] = int8_vs_float(errors, names)
     return results
 

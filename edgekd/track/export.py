@@ -19,7 +19,7 @@ from edgekd.errors import EdgekdError
 from edgekd.track.preprocess import CROP, HALF, bgr_to_lab01, cv2_module, detect_faces
 
 
-def calibration_regions(data, n: int = 256, radius: int = 6, seed: int = 0, context: int = CROP) -> np.ndarray:
+def calibration_regions(data, n: int = 256, radius: int = 3, seed: int = 0, context: int = CROP) -> np.ndarray:
     """(n, 3, S, S) float32 search regions (S = context + 2·radius) from training-subject face images."""
     from edgekd.track.train import list_sources, split_subjects, _frames
 
@@ -59,23 +59,31 @@ def _encoder(model_path):
 
 
 def _onnx_node_names(path) -> tuple[list[str], list[str]]:
-    """(nodes before the first Conv, the last Conv and what follows it) of an exported encoder, in graph order.
+    """(the photometric normalisation's nodes, the last Conv and what follows it) of an exported encoder.
 
-    The first group is the photometric normalisation (pooling, a division, a square root): it stays
-    in float, because 8-bit steps of a local standard deviation would undo what it is for. The
-    second is the last conv + ReLU, kept in float by the mixed file (its output is the encoding whose
-    fine differences give the sub-pixel position).
+    The normalisation (fixed box convolutions, a division, a square root) stays in float, because
+    8-bit steps of a local standard deviation would undo what it is for; its nodes are found by
+    the module scope torch.onnx records (``norm``). The last conv + ReLU is kept in float by the
+    mixed file (its output is the encoding whose fine differences give the sub-pixel position).
     """
     import onnx
 
+    def scopes(node):
+        for prop in node.metadata_props:
+            if prop.key == "pkg.torch.onnx.name_scopes":
+                return prop.value
+        return ""
+
     nodes = list(onnx.load(str(path)).graph.node)
-    convs = [i for i, nd in enumerate(nodes) if nd.op_type == "Conv"]
+    norm = [nd for nd in nodes if "'norm'" in scopes(nd)]
+    rest = [nd for nd in nodes if nd not in norm]
+    convs = [i for i, nd in enumerate(rest) if nd.op_type == "Conv"]
     if not convs:
         raise EdgekdError(f"{path} has no Conv node: not a DFE encoder")
-    return [nd.name for nd in nodes[: convs[0]]], [nd.name for nd in nodes[convs[-1] :]]
+    return [nd.name for nd in norm], [nd.name for nd in rest[convs[-1] :]]
 
 
-def export_encoder(model_path, out_dir="export/dfe-encoder", data="../shared/data/faces", radius: int = 6,
+def export_encoder(model_path, out_dir="export/dfe-encoder", data="../shared/data/faces", radius: int = 3,
                    calib_n: int = 256, formats="onnx,onnx-int8,tflite,tflite-int8", mixed: bool = True, log=print) -> dict:
     """Export with the project exporter (``edgekd.convert.export_model``), INT8 calibrated on face regions.
 

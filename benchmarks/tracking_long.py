@@ -1,0 +1,118 @@
+"""Merge the long-suite parts (benchmarks/tracking_long.sh) into one summary and the tables of benchmarks/tracking.md.
+
+    python benchmarks/tracking_long.py            # reads benchmarks/tracking/long/{classical,dfe,ablation}/results.json
+
+Pooled px = mean error over every point-frame, a lost or failed (> 5 px) one counted as a 5 px miss. Paired
+comparisons use one pooled score per (face, motion) sequence: Wilcoxon signed-rank test over the sequences, with
+the median difference and the number of sequences each side wins.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+GROUP_ORDER = ("rigid", "illumination", "geometry", "degraded", "combined")
+
+
+def load(root: Path) -> dict:
+    parts = {}
+    for part in ("classical", "dfe", "ablation"):
+        f = root / part / "results.json"
+        if f.is_file():
+            parts[part] = json.loads(f.read_text())
+    return parts
+
+
+def paired(a: dict, b: dict) -> dict:
+    """a vs b on the sequences both ran: median difference of pooled px, wins, Wilcoxon p."""
+    from scipy.stats import wilcoxon
+
+    key = lambda r: (r["face"], r["motion"])  # noqa: E731
+    sa = {key(r): r["pooled_px"] for r in a["per_sequence"]}
+    sb = {key(r): r["pooled_px"] for r in b["per_sequence"]}
+    common = sorted(set(sa) & set(sb))
+    d = np.array([sa[k] - sb[k] for k in common])
+    p = float(wilcoxon(d).pvalue) if len(d) and np.any(d != 0) else 1.0
+    return {"n": len(d), "median_diff_px": float(np.median(d)), "mean_diff_px": float(d.mean()),
+            "a_better": int((d < 0).sum()), "b_better": int((d > 0).sum()), "wilcoxon_p": p}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--root", default="benchmarks/tracking/long")
+    ap.add_argument("--dfe", default=None, help="label of the DFE row the goals are checked for (default: the best pooled DFE row)")
+    a = ap.parse_args()
+    root = Path(a.root)
+    parts = load(root)
+    if not parts:
+        raise SystemExit(f"no results under {root}; run benchmarks/tracking_long.sh first")
+    main_rows = {**parts.get("classical", {}).get("methods", {}), **parts.get("dfe", {}).get("methods", {})}
+    ref = parts.get("classical") or parts.get("dfe") or parts["ablation"]
+    groups = ref["groups"]
+    motions = ref["motions"]
+    out = [f"Long suite: {len(ref['images'])} test faces ({', '.join(ref['images'])}) × {len(motions)} motions × "
+           f"{ref['n_frames']} frames × {ref['points_per_image']} points.", ""]
+    out += ["| method | pooled px (miss = 5 px) | " + " | ".join(f"{g} pooled" for g in GROUP_ORDER if g in groups)
+            + " | rigid: mean px tracked | failure rate | diverged tracks | mean frames to failure | frames/s |",
+            "|---|---|" + "---|" * sum(g in groups for g in GROUP_ORDER) + "---|---|---|---|---|"]
+    for lab, r in main_rows.items():
+        o = r["overall"]
+        out.append(f"| {lab} | {o['pooled_px']:.3f} | " + " | ".join(f"{r['per_group'][g]['pooled_px']:.3f}" for g in GROUP_ORDER if g in groups)
+                   + f" | {r['per_group'].get('rigid', {}).get('mean_px', float('nan')):.3f} | {o['failure_rate']:.3f} | "
+                   f"{o['divergence_rate']:.3f} | {o['mean_frames_to_failure']:.0f} | {r['fps']:.1f} |")
+    out += ["", "Pooled px per motion:", "", "| method | " + " | ".join(motions) + " |", "|---" * (len(motions) + 1) + "|"]
+    for lab, r in main_rows.items():
+        out.append(f"| {lab} | " + " | ".join(f"{r['per_motion'][m]['pooled_px']:.3f}" for m in motions) + " |")
+    summary = {"faces": ref["images"], "motions": motions, "groups": groups, "n_frames": ref["n_frames"], "rows": {}}
+    for lab, r in main_rows.items():
+        summary["rows"][lab] = {"overall": r["overall"], "per_group": r["per_group"], "fps": r["fps"]}
+    dfe_rows = [lab for lab in main_rows if lab.startswith("dfe ")]
+    classical = [lab for lab in main_rows if not lab.startswith("dfe ")]
+    if dfe_rows and classical:
+        best = a.dfe or min(dfe_rows, key=lambda lab: main_rows[lab]["overall"]["pooled_px"])
+        out += ["", f"Paired against **{best}** (pooled px per sequence; Wilcoxon signed-rank over the sequences):", "",
+                "| competitor | sequences | DFE better / worse | median difference px (DFE − competitor) | p |", "|---|---|---|---|---|"]
+        summary["paired"] = {}
+        for lab in classical:
+            t = paired(main_rows[best], main_rows[lab])
+            summary["paired"][lab] = t
+            out.append(f"| {lab} | {t['n']} | {t['a_better']} / {t['b_better']} | {t['median_diff_px']:+.3f} | {t['wilcoxon_p']:.2g} |")
+        goals = {}
+        for scope, key in (("all long sequences", None), ("illumination sequences", "illumination")):
+            mine = main_rows[best]["overall" if key is None else "per_group"]
+            mine = mine if key is None else mine[key]
+            beaten_by = [lab for lab in classical
+                         if (main_rows[lab]["overall"] if key is None else main_rows[lab]["per_group"][key])["pooled_px"] < mine["pooled_px"]]
+            goals[scope] = {"dfe_pooled_px": mine["pooled_px"], "classical_rows_below": beaten_by}
+        rigid = main_rows[best]["per_group"].get("rigid", {})
+        goals["rigid mean px ≤ 0.5"] = {"mean_px": rigid.get("mean_px"), "met": bool(rigid and rigid["mean_px"] <= 0.5)}
+        summary["goals"] = {"dfe": best, **goals}
+        out += ["", "Goals for " + best + ":"]
+        for scope in ("all long sequences", "illumination sequences"):
+            g = goals[scope]
+            out.append(f"- pooled px at or below every classical row on {scope}: DFE {g['dfe_pooled_px']:.3f} — "
+                       + ("met" if not g["classical_rows_below"] else "NOT met; below it: " + ", ".join(
+                           f"{lab} {(main_rows[lab]['overall'] if scope.startswith('all') else main_rows[lab]['per_group']['illumination'])['pooled_px']:.3f}"
+                           for lab in g["classical_rows_below"])))
+        out.append(f"- mean px on the lossless rigid motions ≤ 0.5: {rigid.get('mean_px', float('nan')):.3f} — "
+                   + ("met" if goals["rigid mean px ≤ 0.5"]["met"] else "NOT met"))
+    abl = parts.get("ablation")
+    if abl:
+        out += ["", f"Ablation ({len(abl['images'])} test faces: {', '.join(abl['images'])}; {abl['n_frames']} frames; anchored):", "",
+                "| encoder | pooled px | " + " | ".join(f"{g}" for g in GROUP_ORDER if g in abl["groups"]) + " | failure rate |",
+                "|---|---|" + "---|" * sum(g in abl["groups"] for g in GROUP_ORDER) + "---|"]
+        for lab, r in abl["methods"].items():
+            out.append(f"| {lab} | {r['overall']['pooled_px']:.3f} | " + " | ".join(
+                f"{r['per_group'][g]['pooled_px']:.3f}" for g in GROUP_ORDER if g in abl["groups"]) + f" | {r['overall']['failure_rate']:.3f} |")
+        summary["ablation"] = {lab: {"overall": r["overall"], "per_group": r["per_group"]} for lab, r in abl["methods"].items()}
+    (root / "summary.json").write_text(json.dumps(summary, indent=1))
+    (root / "tables.md").write_text("\n".join(out) + "\n")
+    print("\n".join(out))
+
+
+if __name__ == "__main__":
+    main()
