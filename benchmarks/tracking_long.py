@@ -20,7 +20,7 @@ GROUP_ORDER = ("rigid", "illumination", "geometry", "degraded", "combined")
 
 def load(root: Path) -> dict:
     parts = {}
-    for part in ("classical", "dfe", "ablation"):
+    for part in ("classical", "dfe", "dfe-chained", "ablation"):
         f = root / part / "results.json"
         if f.is_file():
             parts[part] = json.loads(f.read_text())
@@ -50,7 +50,8 @@ def main():
     parts = load(root)
     if not parts:
         raise SystemExit(f"no results under {root}; run benchmarks/tracking_long.sh first")
-    main_rows = {**parts.get("classical", {}).get("methods", {}), **parts.get("dfe", {}).get("methods", {})}
+    main_rows = {**parts.get("classical", {}).get("methods", {}), **parts.get("dfe", {}).get("methods", {}),
+                 **parts.get("dfe-chained", {}).get("methods", {})}
     ref = parts.get("classical") or parts.get("dfe") or parts["ablation"]
     groups = ref["groups"]
     motions = ref["motions"]
@@ -102,7 +103,8 @@ def main():
                    + ("met" if goals["rigid mean px ≤ 0.5"]["met"] else "NOT met"))
     abl = parts.get("ablation")
     if abl:
-        out += ["", f"Ablation ({len(abl['images'])} test faces: {', '.join(abl['images'])}; {abl['n_frames']} frames; anchored):", "",
+        out += ["", f"Ablation ({len(abl['images'])} test faces: {', '.join(abl['images'])}; {abl['n_frames']} frames; each tracker "
+                    "in its usual mode — DFE group, NCC and ORB anchored):", "",
                 "| encoder | pooled px | " + " | ".join(f"{g}" for g in GROUP_ORDER if g in abl["groups"]) + " | failure rate |",
                 "|---|---|" + "---|" * sum(g in abl["groups"] for g in GROUP_ORDER) + "---|"]
         for lab, r in abl["methods"].items():

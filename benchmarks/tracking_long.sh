@@ -3,11 +3,14 @@
 # test faces, every method anchored and chained, failures counted), in parts that can run side by side:
 #   bash benchmarks/tracking_long.sh classical   # LK, NCC, SIFT, ORB × anchored/chained, 4 faces
 #   bash benchmarks/tracking_long.sh dfe         # the shipped DFE encoder × anchored/chained/group, 4 faces
-#   bash benchmarks/tracking_long.sh ablation    # the recipe ablation (one encoder per arm) + NCC, 2 faces, anchored
+#   bash benchmarks/tracking_long.sh ablation    # the recipe ablation (one encoder per arm, the tracker's usual mode) + NCC, 2 faces
 #   python benchmarks/tracking_long.py           # merges the parts into benchmarks/tracking/long/summary.json + tables
 # Ablation encoders come from: edgekd track train --epochs 10 --train-crops 15000 --out runs/dfe-ablation/ARM with
 #   paper: --recipe paper · norm: --recipe paper --norm-radius 8 · photometric: --recipe paper --photometric ·
-#   robust: --recipe robust   (the shipped encoder is robust, exported with: edgekd track export --model runs/dfe-ablation/robust/dfe_autoencoder.pt)
+#   norm-photometric: --recipe robust --no-geometric · robust: --recipe robust
+# The shipped encoder continues the norm arm to 30 epochs (edgekd track train --recipe paper --norm-radius 8 --epochs 30
+#   --train-crops 15000 --out runs/dfe-normalised --resume, started from a copy of runs/dfe-ablation/norm) and is exported
+#   with: edgekd track export --model runs/dfe-normalised/dfe_autoencoder.pt (radius 3).
 set -euo pipefail
 DATA=${DATA:-../shared/data/faces}
 OUT=benchmarks/tracking/long
@@ -15,11 +18,11 @@ ENC=${ENC:-export/dfe-encoder/model.onnx}
 run() { python -m edgekd track eval --data "$DATA" --suite long --frames 300 "$@"; }
 case ${1:-} in
   classical) run --images 4 --methods lk,ncc,sift,orb --variants anchored,chained --out-dir $OUT/classical ;;
-  dfe) run --images 4 --methods dfe --variants anchored,chained,group --encoder "$ENC" --out-dir $OUT/dfe ;;
+  dfe) run --images 4 --methods dfe --variants ${VARIANTS:-group,anchored,chained} --encoder "$ENC" --out-dir $OUT/${PARTDIR:-dfe} ;;
   ablation)
     args=()
-    for arm in ${ARMS:-paper norm photometric robust}; do args+=(--encoder runs/dfe-ablation/$arm/dfe_autoencoder.pt); done
-    if [[ -n "${OLD:-}" ]]; then args+=(--encoder "$OLD"); fi
-    run --images 2 --methods ncc,dfe --variants anchored "${args[@]}" --out-dir $OUT/ablation ;;
+    for arm in ${ARMS:-paper norm photometric norm-photometric robust}; do args+=(--encoder runs/dfe-ablation/$arm/dfe_autoencoder.pt); done
+    if [[ -n "${OLD:-}" ]]; then args+=(--encoder "$OLD"); fi   # e.g. OLD=runs/dfe-shipped-2026-11/model.onnx
+    run --images 2 --methods ncc,orb,dfe "${args[@]}" --out-dir $OUT/ablation ;;
   *) echo "usage: $0 classical|dfe|ablation" >&2; exit 2 ;;
 esac

@@ -93,7 +93,9 @@ class DFETracker:
         half = self.size // 2
         out = np.empty((len(centres), 3, self.size, self.size), np.float32)
         for i, (cx, cy) in enumerate(centres):
-            x0, y0 = int(cx) - half, int(cy) - half
+            # a predicted or re-centred window may leave the frame; the region is then the edge-padded border
+            cx, cy = min(max(int(cx), 0), w - 1), min(max(int(cy), 0), h - 1)
+            x0, y0 = cx - half, cy - half
             x1, y1 = x0 + self.size, y0 + self.size
             crop = frame[max(y0, 0) : min(y1, h), max(x0, 0) : min(x1, w)]
             if crop.shape[:2] != (self.size, self.size):
@@ -135,7 +137,10 @@ class DFETracker:
         if len(active) == 0:
             return self.positions(), self.ok.copy()
         guess = self.pos[active] + (self.velocity[active] if self.predict else 0.0)
+        h, w = self.shape
         centres = np.rint(guess).astype(np.int64)
+        np.clip(centres[:, 0], 0, w - 1, out=centres[:, 0])
+        np.clip(centres[:, 1], 0, h - 1, out=centres[:, 1])
         enc = self.encoder(self._regions(frame, centres))  # (A, C, n, n)
         r = self.radius
         for _ in range(self.recentre):
@@ -146,7 +151,7 @@ class DFETracker:
                 if np.isfinite(cost).any():
                     iy, ix = np.unravel_index(int(np.argmin(cost)), cost.shape)
                     if ix in (0, 2 * r) or iy in (0, 2 * r):
-                        centres[a] += (ix - r, iy - r)
+                        centres[a] = np.clip(centres[a] + (ix - r, iy - r), 0, (w - 1, h - 1))
                         moved.append(a)
             if not moved:
                 break
