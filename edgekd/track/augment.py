@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from edgekd.track.groundtruth import motion_blur_line
 from edgekd.track.preprocess import cv2_module
 
 
@@ -38,14 +39,8 @@ def photometric(crop: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     if kind < 0.25:
         f = cv2.GaussianBlur(f, (0, 0), rng.uniform(0.4, 1.5))
     elif kind < 0.4:
-        length = rng.uniform(1.5, 5.0)
-        b = rng.uniform(0, np.pi)
-        k = int(np.ceil(length)) | 1
-        kern = np.zeros((k, k), np.float32)
-        c = (k - 1) / 2
-        for s in np.linspace(-0.5, 0.5, 4 * k):
-            kern[int(round(c + s * length * np.sin(b))), int(round(c + s * length * np.cos(b)))] += 1
-        f = cv2.filter2D(f, -1, kern / kern.sum(), borderType=cv2.BORDER_REFLECT101)
+        length, b = rng.uniform(1.5, 5.0), rng.uniform(0, np.pi)
+        f = motion_blur_line(f, (length * np.cos(b), length * np.sin(b)), cv2)
     if rng.random() < 0.6:
         f = f + rng.normal(0, rng.uniform(1, 8), f.shape).astype(np.float32)
     out = np.clip(np.rint(f), 0, 255).astype(np.uint8)

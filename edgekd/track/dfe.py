@@ -143,11 +143,12 @@ class DFETracker:
         np.clip(centres[:, 1], 0, h - 1, out=centres[:, 1])
         enc = self.encoder(self._regions(frame, centres))  # (A, C, n, n)
         r = self.radius
+        costs = [self._costs(enc[a], p, centres[a]) for a, p in enumerate(active)]
         for _ in range(self.recentre):
             # a best match on the window's rim may lie outside it: move the window there and encode again
             moved = []
-            for a, p in enumerate(active):
-                cost = np.min([c for c in self._costs(enc[a], p, centres[a])], axis=0)
+            for a in range(len(active)):
+                cost = np.min(costs[a], axis=0)
                 if np.isfinite(cost).any():
                     iy, ix = np.unravel_index(int(np.argmin(cost)), cost.shape)
                     if ix in (0, 2 * r) or iy in (0, 2 * r):
@@ -156,12 +157,13 @@ class DFETracker:
             if not moved:
                 break
             enc[moved] = self.encoder(self._regions(frame, centres[moved]))
+            for a in moved:
+                costs[a] = self._costs(enc[a], active[a], centres[a])
         for a, p in enumerate(active):
             cx, cy = centres[a]
             e = enc[a]
-            costs = self._costs(e, p, centres[a])
             best = None
-            for k, ((ref, off), cost) in enumerate(zip(self.refs[p], costs)):
+            for k, ((ref, off), cost) in enumerate(zip(self.refs[p], costs[a])):
                 m = refine_minimum(cost, self.top_k)
                 if m is None and self.subpixel == "gauss-newton":
                     # no paraboloid among the best candidates (a flat or ridged cost): the Gauss–Newton step does not

@@ -127,7 +127,7 @@ def _apply(m: np.ndarray, pts: np.ndarray) -> np.ndarray:
     return q / (pts @ m[2, :2] + m[2, 2])[:, None]
 
 
-def _motion_blur(img: np.ndarray, dxy, cv2) -> np.ndarray:
+def motion_blur_line(img: np.ndarray, dxy, cv2) -> np.ndarray:
     """Average of the image along a line of length |dxy| (the motion during the exposure)."""
     length = float(np.hypot(*dxy))
     if length < 0.5:
@@ -206,7 +206,7 @@ def make_sequence(image, n_frames: int, motion: Motion, seed: int = 0) -> Sequen
         if motion.motion_blur > 0 and i > 0:
             # the image point now at the centre moved this much since the last frame
             c0 = _apply(np.linalg.inv(mats[i]), centre)
-            f = _motion_blur(f, motion.motion_blur * (_apply(mats[i], c0) - _apply(mats[i - 1], c0))[0], cv2)
+            f = motion_blur_line(f, motion.motion_blur * (_apply(mats[i], c0) - _apply(mats[i - 1], c0))[0], cv2)
         light = 1.0 + motion.gradient * (i / max(n_frames - 1, 1)) * ramp
         if motion.shading is not None:
             light = light * np.asarray(motion.shading(times[i], ramp, yramp), np.float32)
