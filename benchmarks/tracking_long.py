@@ -27,18 +27,49 @@ def load(root: Path) -> dict:
     return parts
 
 
-def paired(a: dict, b: dict) -> dict:
-    """a vs b on the sequences both ran: median difference of pooled px, wins, Wilcoxon p."""
+def compressed_motions() -> set[str]:
+    """Long-suite motions whose frames went through a lossy codec (JPEG or video), read from the suite itself."""
+    from edgekd.track.groundtruth import long_motions
+
+    return {name for name, m in long_motions().items() if m.jpeg_quality is not None or m.codec}
+
+
+def paired(a: dict, b: dict, motions: set[str] | None = None) -> dict:
+    """a vs b on the sequences both ran (only ``motions`` if given): median difference of pooled px, wins, Wilcoxon p."""
     from scipy.stats import wilcoxon
 
     key = lambda r: (r["face"], r["motion"])  # noqa: E731
     sa = {key(r): r["pooled_px"] for r in a["per_sequence"]}
     sb = {key(r): r["pooled_px"] for r in b["per_sequence"]}
-    common = sorted(set(sa) & set(sb))
+    common = sorted(k for k in set(sa) & set(sb) if motions is None or k[1] in motions)
     d = np.array([sa[k] - sb[k] for k in common])
     p = float(wilcoxon(d).pvalue) if len(d) and np.any(d != 0) else 1.0
     return {"n": len(d), "median_diff_px": float(np.median(d)), "mean_diff_px": float(d.mean()),
             "a_better": int((d < 0).sum()), "b_better": int((d > 0).sum()), "wilcoxon_p": p}
+
+
+def plot_error_vs_time(rows: dict, n_frames: int, path: Path) -> None:
+    """Every method's pooled error per tenth of the sequence, all parts on one axis: drift shows as a rising line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    for lab, r in rows.items():
+        c = r["overall"].get("error_vs_time")
+        if c:
+            dfe = lab.startswith("dfe ")
+            ax.plot((np.arange(len(c)) + 0.5) / len(c) * n_frames, c, marker="o", ms=3, lw=2.2 if dfe else 1.0,
+                    ls="-" if "[chained]" not in lab else "--", label=lab.replace("dfe-encoder/", ""))
+    ax.set_xlabel("frame")
+    ax.set_ylabel("pooled px (a miss = 5 px)")
+    ax.set_yscale("log")
+    ax.set_title(f"error vs time, every long sequence ({n_frames} frames, 4 faces × 10 motions)")
+    ax.legend(fontsize=6, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def main():
@@ -82,6 +113,22 @@ def main():
             t = paired(main_rows[best], main_rows[lab])
             summary["paired"][lab] = t
             out.append(f"| {lab} | {t['n']} | {t['a_better']} / {t['b_better']} | {t['median_diff_px']:+.3f} | {t['wilcoxon_p']:.2g} |")
+        lossy = compressed_motions()
+        lossless = set(motions) - lossy
+        out += ["", f"Split by compression: lossless frames ({', '.join(m for m in motions if m in lossless)}) vs frames through "
+                    f"a lossy codec ({', '.join(m for m in motions if m in lossy)}); mean of the per-sequence pooled px "
+                    f"(every sequence has the same frames and points). Paired: **{best}** − row, on the lossless sequences.", "",
+                "| method | lossless pooled px | compressed pooled px | lossless: DFE better / worse | median difference px | p |",
+                "|---|---|---|---|---|---|"]
+        summary["by_compression"] = {"lossless": sorted(lossless), "compressed": sorted(lossy), "rows": {}}
+        for lab in [best] + classical:
+            seqs = main_rows[lab]["per_sequence"]
+            split = {name: float(np.mean([r["pooled_px"] for r in seqs if r["motion"] in ms])) for name, ms in
+                     (("lossless", lossless), ("compressed", lossy))}
+            t = paired(main_rows[best], main_rows[lab], lossless) if lab != best else None
+            summary["by_compression"]["rows"][lab] = {**split, "paired_lossless": t}
+            cells = "— | — | —" if t is None else f"{t['a_better']} / {t['b_better']} | {t['median_diff_px']:+.3f} | {t['wilcoxon_p']:.2g}"
+            out.append(f"| {lab} | {split['lossless']:.3f} | {split['compressed']:.3f} | {cells} |")
         goals = {}
         for scope, key in (("all long sequences", None), ("illumination sequences", "illumination")):
             mine = main_rows[best]["overall" if key is None else "per_group"]
@@ -111,6 +158,7 @@ def main():
             out.append(f"| {lab} | {r['overall']['pooled_px']:.3f} | " + " | ".join(
                 f"{r['per_group'][g]['pooled_px']:.3f}" for g in GROUP_ORDER if g in abl["groups"]) + f" | {r['overall']['failure_rate']:.3f} |")
         summary["ablation"] = {lab: {"overall": r["overall"], "per_group": r["per_group"]} for lab, r in abl["methods"].items()}
+    plot_error_vs_time(main_rows, ref["n_frames"], root / "error_vs_time.png")
     (root / "summary.json").write_text(json.dumps(summary, indent=1))
     (root / "tables.md").write_text("\n".join(out) + "\n")
     print("\n".join(out))

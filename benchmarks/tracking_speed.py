@@ -5,7 +5,9 @@
 Every encoder file in the given folders (plus LK and NCC for scale) tracks the same 16 points on the same
 150-frame sequence (a test face under the long suite's heartbeat motion); runs are interleaved (file A, B, ...,
 A, B, ...) so a machine that speeds up or slows down affects all alike. Frames/s = updates ÷ wall time of the
-update loop (frame conversion, encoding, search; no video decoding). Reports median and min–max over the runs.
+update loop (frame conversion, encoding, search; no video decoding). Beside each DFE file: the encoder alone on one
+batch of all points' search regions (the tracker's single call per frame), as ms and as the frames/s ceiling it
+sets. Reports median and min–max over the runs.
 Writes benchmarks/tracking/speed.json and prints a markdown table.
 """
 
@@ -38,6 +40,23 @@ def time_once(make, frames, pts) -> float:
     return (len(frames) - 1) / (time.perf_counter() - t0)
 
 
+def encoder_ms(path: Path, n_points: int, repeats: int = 10) -> float:
+    """Median ms of one encoder call on ``n_points`` search regions of the tracker's own size."""
+    from edgekd.track.backends import load_encoder
+    from edgekd.track.dfe import DEFAULT_RADIUS
+
+    enc = load_encoder(path, threads=1)
+    size = enc.input_size or enc.context + 2 * DEFAULT_RADIUS
+    x = np.random.default_rng(0).random((n_points, 3, size, size), dtype=np.float32)
+    enc(x)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        enc(x)
+        times.append(time.perf_counter() - t0)
+    return 1000 * float(np.median(times))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default="../shared/data/faces")
@@ -53,24 +72,34 @@ def main():
 
     name, seq, pts = sequence(a.data, a.frames, a.points)
     makers = {"lk": lambda: create_tracker("lk"), "ncc": lambda: create_tracker("ncc")}
+    paths = {}
     for folder in a.encoders:
         for f in PATTERNS:
             p = Path(folder) / f
             if p.is_file():
+                paths[f"dfe {p.parent.name}/{p.name}"] = p
                 makers[f"dfe {p.parent.name}/{p.name}"] = lambda p=p: create_tracker("dfe", encoder=str(p), threads=1)
     for make in makers.values():  # warm-up: load, first allocation
         time_once(make, seq.frames[:5], pts)
     fps = {k: [] for k in makers}
+    enc_ms = {k: [] for k in paths}
     for _ in range(a.runs):
         for k, make in makers.items():
             fps[k].append(time_once(make, seq.frames, pts))
+            if k in paths:
+                enc_ms[k].append(encoder_ms(paths[k], a.points))
     rows = {k: {"median_fps": float(np.median(v)), "min_fps": float(np.min(v)), "max_fps": float(np.max(v)), "runs": v}
             for k, v in fps.items()}
+    for k, v in enc_ms.items():
+        rows[k]["encoder_ms_median"], rows[k]["encoder_ms_runs"] = float(np.median(v)), v
     write_json(a.out, {"face": name, "points": a.points, "frames": a.frames, "runs": a.runs, "threads": 1,
                        "machine": machine_record(), "trackers": rows})
-    print(f"| tracker ({a.points} points, 1 thread) | frames/s median | min–max (N = {a.runs}) |\n|---|---|---|")
+    print(f"| tracker ({a.points} points, 1 thread) | frames/s median | min–max (N = {a.runs}) | encoder alone, ms per frame "
+          "| frames/s the encoder allows |\n|---|---|---|---|---|")
     for k, r in rows.items():
-        print(f"| {k} | {r['median_fps']:.1f} | {r['min_fps']:.1f}–{r['max_fps']:.1f} |")
+        e = r.get("encoder_ms_median")
+        tail = f"{e:.1f} | {1000 / e:.1f}" if e else "— | —"
+        print(f"| {k} | {r['median_fps']:.1f} | {r['min_fps']:.1f}–{r['max_fps']:.1f} | {tail} |")
 
 
 if __name__ == "__main__":

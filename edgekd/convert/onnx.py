@@ -76,8 +76,14 @@ def quantize_onnx_int8(
     input_name: str = "input",
     exclude_nodes: Sequence[str] = (),
     method: str = "minmax",
+    reduce_range: bool = False,
 ) -> Path:
-    """Static QDQ INT8 of ``fp32_path``; ``calibration`` is preprocessed float32 NCHW."""
+    """Static QDQ INT8 of ``fp32_path``; ``calibration`` is preprocessed float32 NCHW.
+
+    ``reduce_range`` quantises weights to 7 bits. ONNX Runtime's U8S8 kernels on x86 CPUs without VNNI
+    (AVX2 only) sum pairs of u8×s8 products in int16, which saturates with 8-bit weights; 7-bit weights
+    cannot overflow it. Same file format and speed, slightly coarser weights.
+    """
     q = require("onnxruntime.quantization", extra="export", package="onnxruntime")
     reader_cls = type("Reader", (_ArrayReader, q.CalibrationDataReader), {})
     methods = {"minmax": q.CalibrationMethod.MinMax, "entropy": q.CalibrationMethod.Entropy,
@@ -93,13 +99,30 @@ def quantize_onnx_int8(
                 str(fp32_path), str(path), reader_cls(input_name, calibration.astype(np.float32)),
                 quant_format=q.QuantFormat.QDQ, per_channel=True,
                 activation_type=q.QuantType.QUInt8, weight_type=q.QuantType.QInt8,
-                calibrate_method=methods[method], nodes_to_exclude=list(exclude_nodes),
+                calibrate_method=methods[method], nodes_to_exclude=list(exclude_nodes), reduce_range=bool(reduce_range),
             )  # fmt: skip
     except Exception as exc:  # noqa: BLE001 - e.g. "scale issue" on NaN/degenerate ranges
         path.unlink(missing_ok=True)
         raise ExportError(f"ONNX Runtime INT8 quantisation failed ({type(exc).__name__}: {str(exc)[:120]})",
                           "check the model's outputs on the calibration images for NaN/inf") from None
     return path
+
+
+def saturates_8bit_weights() -> bool:
+    """True on x86 CPUs without VNNI, where ONNX Runtime's U8S8 INT8 kernels can overflow int16 with 8-bit weights.
+
+    ONNX Runtime's quantisation guide recommends ``reduce_range`` (7-bit weights) there. ARM CPUs and x86 with
+    AVX-VNNI / AVX512-VNNI / AMX accumulate in int32 and keep full 8-bit weights.
+    """
+    import platform
+
+    if platform.machine().lower() not in ("x86_64", "amd64", "i686", "x86"):
+        return False
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:  # not Linux: assume a modern CPU
+        return False
+    return not any(f in flags for f in ("avx512_vnni", "avx_vnni", "amx_int8"))
 
 
 def onnx_op_sensitivity(fp32_path: str | Path, int8_path: str | Path, calibration: np.ndarray,
