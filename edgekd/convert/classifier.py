@@ -35,6 +35,7 @@ import numpy as np
 
 from edgekd.convert.card import write_card
 from edgekd.convert.export import export_model
+from edgekd.convert.onnx import saturates_8bit_weights
 from edgekd.convert.runners import Predictor
 from edgekd.convert.spec import InputSpec
 from edgekd.errors import EdgekdError
@@ -90,17 +91,6 @@ def check_finite_model(model, spec: InputSpec, images) -> None:
     if not np.isfinite(logits).all():
         raise EdgekdError("the model outputs NaN or infinite values: nothing was exported",
                           "its weights are broken (check them for NaN) — retrain or re-save it")
-
-
-def _requantize_onnx_7bit(spec: InputSpec, path: Path, calib: np.ndarray, row: dict, log) -> None:
-    """On a CPU whose ONNX Runtime INT8 kernels saturate with 8-bit weights, quantise again with 7-bit ones."""
-    from edgekd.convert.onnx import quantize_onnx_int8, saturates_8bit_weights
-
-    row["reduce_range"] = saturates_8bit_weights()
-    if row["reduce_range"]:
-        quantize_onnx_int8(path.with_name("model.onnx"), path, calib, spec.name, reduce_range=True)
-        log("  onnx-int8    7-bit weights (reduce_range): this x86 CPU has no VNNI, where 8-bit weights saturate "
-            "ONNX Runtime's U8S8 kernels")
 
 
 def _retry_onnx(out_dir: Path, spec: InputSpec, calib: np.ndarray, select: LabelledImages, ref_sel: float,
@@ -246,7 +236,8 @@ def export_classifier(
     calibration_images = np.asarray(calibration_images)
     check_finite_model(model, spec, calibration_images)
     calib = spec.preprocess(calibration_images)
-    results = export_model(model, spec, out_dir, formats, calibration=calib, log=log)
+    reduce_range = saturates_8bit_weights()
+    results = export_model(model, spec, out_dir, formats, calibration=calib, log=log, onnx_reduce_range=reduce_range)
     same = val.images is test.images  # a model trained elsewhere whose selection split is the test split
     ref_sel_logits = torch_logits(model, spec, val.images)
     ref_test_logits = ref_sel_logits if same else torch_logits(model, spec, test.images)
@@ -259,7 +250,10 @@ def export_classifier(
         if name == "tflite-int8":
             _choose_tflite_int8(model, spec, path, calib, val, ref_sel_logits, row, gate_pp, log)
         elif name == "onnx-int8":
-            _requantize_onnx_7bit(spec, path, calib, row, log)
+            row["reduce_range"] = reduce_range
+            if reduce_range:
+                log("  onnx-int8    7-bit weights (reduce_range): this x86 CPU has no VNNI, where 8-bit weights saturate "
+                    "ONNX Runtime's U8S8 kernels")
         sel_logits = file_logits(path, spec, val.images)
         drop_sel = ref_sel - accuracy(sel_logits, val.labels)
         if row["int8"] and drop_sel > gate_pp and name == "onnx-int8":

@@ -32,7 +32,8 @@ def _call_exporter(fmt: Format, model, spec: InputSpec, out_dir: Path, calibrati
 
         # INT8 is quantised from the fp32 file; write it if that format was not asked for.
         fp32 = files.get("onnx") or export_onnx(model, spec, out_dir / "model.onnx")
-        return fn(fp32, dest, calibration, input_name=spec.name, exclude_nodes=options.get("exclude_nodes", ()))
+        return fn(fp32, dest, calibration, input_name=spec.name, exclude_nodes=options.get("exclude_nodes", ()),
+                  reduce_range=options.get("onnx_reduce_range", False))
     if fmt.name == "tflite":
         return fn(model, spec, dest)
     if fmt.name == "tflite-int8":
