@@ -5,9 +5,9 @@
 
 Two measurements on the 4 test faces × 9 skin points of the tracking suites:
 
-1. *Match error under JPEG alone* (and, as a tried remedy, with every frame Gaussian-blurred before DFE sees it). Each face is shifted by a random sub-pixel offset (known truth), JPEG-encoded at
-   quality Q, and every tracker (the product's own, through ``create_tracker``) is initialised on the clean frame and
-   updated once on the shifted one. The same shifts without JPEG give the paired clean error; the difference is what
+1. *Match error under JPEG alone* (and, as a tried remedy, with every frame Gaussian-blurred before DFE sees it).
+   Each face is shifted by a random sub-pixel offset (known truth), JPEG-encoded at quality Q, and every tracker
+   (the product's own, through ``create_tracker``) is initialised on the clean frame and updated once on the shifted one. The same shifts without JPEG give the paired clean error; the difference is what
    compression costs. Failures (lost, or > 5 px) are counted, and a failed point scores 5 px (the suites' pooled rule).
 2. *Sensitivity ratio* = change caused by JPEG ÷ change caused by a 1-px shift, of the thing each method compares:
    the DFE encoding at the point (relative L2), NCC's 31×31 correlation score (1 − r). A ratio near or above 1 means
@@ -88,7 +88,7 @@ def sensitivity(encoder, faces, quality):
 
     size = encoder.input_size or encoder.context  # a fixed-size export gets its own size; the centre encoding is used
     rows = []
-    for name, img, _, pts in faces:
+    for _name, img, _, pts in faces:
         clean, comp, moved = (bgr_to_lab01(x) for x in (img, jpeg(img, quality), shifted(img, 1.0, 0.0)))
         for p in pts:
             regs = np.stack([region(x, p, size) for x in (clean, comp, moved)]).transpose(0, 3, 1, 2)

@@ -71,7 +71,7 @@ def render_markdown(card: dict) -> str:
                      f"{row.get('drop_pp', 0):+.2f} | {agree} | {par.get('max_abs_diff', float('nan')):.3g} | "
                      f"{inp.get('dtype')} {inp.get('shape')}{q} | {row.get('gate', '')} |")
         if row.get("reduce_range"):
-            lines.append("|  | 7-bit weights (reduce_range): this x86 CPU has no VNNI; 8-bit weights saturate ONNX Runtime U8S8 kernels | | | | | | | |")
+            lines.append("|  | 7-bit weights (reduce_range): the exporting x86 CPU has no VNNI, where 8-bit weights saturate ONNX Runtime's U8S8 kernels | | | | | | | |")
         if row.get("float_nodes"):
             lines.append(f"|  | kept in float: {', '.join(row['float_nodes'])} | | | | | | | |")
     lines += _latency_lines(card.get("latency"))
