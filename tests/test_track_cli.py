@@ -87,3 +87,28 @@ def test_train_checkpoints_and_resume(tmp_path):
     from edgekd.track import create_tracker
 
     assert create_tracker("dfe", encoder=r2["model"]).radius == 3
+
+
+def test_train_a_narrower_encoder_and_track_with_it(tmp_path):
+    pytest.importorskip("torch")
+    import torch
+
+    from edgekd.models.checkpoint import load_model
+    from edgekd.track import create_tracker
+    from edgekd.track.train import TrainConfig, train
+
+    cfg = TrainConfig(data=str(shared_path("faces", "stills")), out=str(tmp_path / "narrow"), epochs=1, train_crops=64,
+                      val_crops=32, val_frames=0, seed=2, channels=[4, 8, 8, 16, 24])
+    r = train(cfg, progress=False, log=lambda s: None)
+    model, info = load_model(r["model"])
+    assert info["config"]["channels"] == [4, 8, 8, 16, 24]
+    with torch.inference_mode():  # the encoding has the last width; the context is the recipe's (31 + 2·8)
+        assert model.encoder(torch.rand(2, 3, 47 + 6, 47 + 6)).shape == (2, 24, 7, 7)
+    assert create_tracker("dfe", encoder=r["model"]).radius == 3
+
+
+@pytest.mark.parametrize("channels", ["8,16,32", "8,16,0,32,64", "a,b,c,d,e"])
+def test_train_rejects_bad_channels_before_reading_data(channels, tmp_path):
+    r = runner.invoke(app, ["track", "train", "--data", str(tmp_path / "missing"), "--channels", channels])
+    assert r.exit_code == 2, r.output
+    assert "error:" in r.output and "Traceback" not in r.output

@@ -102,6 +102,40 @@ def test_augmentation_changes_light_but_never_shifts_the_centre():
     assert abs((w * xx).sum() / w.sum() - 27) < 0.2 and abs((w * yy).sum() / w.sum() - 27) < 0.2
 
 
+def test_codec_degrades_the_crop_without_moving_it():
+    from edgekd.track.augment import codec
+
+    img, xx, yy = _dot_image((27.0, 27.0), 55, 55)
+    for seed in range(5):
+        out = codec(img, np.random.default_rng(seed))
+        assert out.shape == img.shape and out.dtype == np.uint8 and not np.array_equal(out, img)
+        w = out.astype(float)[..., 1] * (out[..., 1] > 60)
+        assert abs((w * xx).sum() / w.sum() - 27) < 0.3 and abs((w * yy).sum() / w.sum() - 27) < 0.3
+
+
+def test_matching_term_is_low_at_the_true_position_and_high_off_it():
+    torch = pytest.importorskip("torch")
+    from edgekd.models import create_model
+    from edgekd.track.train import crops_from, lab_batch, list_sources, match_loss
+
+    crops = crops_from(list_sources(shared_path("faces", "stills")), 16, np.random.default_rng(0))
+    enc = create_model("dfe_encoder", channels=(8, 16, 16, 32, 64), norm_radius=8).eval()
+    ref = torch.from_numpy(lab_batch(crops, 47))
+    with torch.no_grad():  # the centre candidate of the aligned region is the reference itself; the other region is 1 px off diagonally
+        aligned = float(match_loss(enc, ref, torch.from_numpy(lab_batch(crops, 51)), 0.02))
+        off = float(match_loss(enc, ref, torch.from_numpy(lab_batch(crops[:, 2:, 2:], 51)), 0.02))
+    assert aligned < np.log(25) < off
+
+
+def test_train_config_rejects_a_matching_window_wider_than_the_crops():
+    from edgekd.track.train import TrainConfig
+
+    with pytest.raises(EdgekdError, match="match_radius"):
+        TrainConfig(data="x", match_weight=0.1, match_radius=5)  # 8 (normalisation) + 5 > the 12 px margin
+    with pytest.raises(EdgekdError, match="temperature"):
+        TrainConfig(data="x", match_weight=0.1, match_temperature=0)
+
+
 @pytest.mark.parametrize("method", ["lk", "ncc", "orb", "dfe"])
 def test_every_method_has_anchored_and_chained_modes(method, face):
     pytest.importorskip("torch")

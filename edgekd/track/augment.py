@@ -6,6 +6,10 @@ has to keep what survives these changes — texture at a position — and drop t
 * photometric: a gain (0.6–1.4), an offset (±20 grey levels), a colour-temperature shift
   (blue and red channel gains in opposite directions), a local shading ramp in a random
   direction with some curvature, sensor noise, defocus or motion blur, JPEG artefacts;
+* codec: JPEG at quality 15–60 on a random 8×8 block grid, sometimes after sensor noise — the
+  artefacts of a compressed video frame (MPEG-4 and H.264 intra blocks are DCT blocks too);
+  used for the matching term (``match_weight``), where the encoding of the true position in
+  a compressed region has to stay nearer the reference than its 1–2 px neighbours;
 * geometric: a small rotation (±10°) and scale (±8 %) about the crop centre — what a
   head turn or a change of distance does to a patch — but never a shift, because a shift
   is exactly what the tracker must see.
@@ -48,6 +52,21 @@ def photometric(crop: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         ok, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(25, 90))])
         out = cv2.imdecode(buf, cv2.IMREAD_COLOR)
     return out
+
+
+def codec(crop: np.ndarray, rng: np.random.Generator, quality=(15, 60)) -> np.ndarray:
+    """uint8 BGR crop → the same crop through a lossy block codec, its 8×8 grid at a random phase."""
+    cv2 = cv2_module()
+    h, w = crop.shape[:2]
+    img = crop
+    if rng.random() < 0.5:
+        noisy = crop.astype(np.float32) + rng.normal(0, rng.uniform(1, 4), crop.shape).astype(np.float32)
+        img = np.clip(np.rint(noisy), 0, 255).astype(np.uint8)
+    # a frame's block grid falls anywhere relative to a tracked point
+    dy, dx = (int(v) for v in rng.integers(0, 8, 2))
+    padded = cv2.copyMakeBorder(img, dy, 8 - dy, dx, 8 - dx, cv2.BORDER_REFLECT101)
+    ok, buf = cv2.imencode(".jpg", padded, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(quality[0], quality[1] + 1))])
+    return cv2.imdecode(buf, cv2.IMREAD_COLOR)[dy : dy + h, dx : dx + w]
 
 
 def geometric(crop: np.ndarray, rng: np.random.Generator, max_deg: float = 10.0, max_scale: float = 0.08) -> np.ndarray:

@@ -1,8 +1,8 @@
 """Export the DFE encoder: ONNX fp32 / INT8 (ORT static QDQ) and TFLite fp32 / INT8.
 
 Uses the project's generic exporter (``edgekd.convert.export_model``). The exported encoder takes a fixed search region:
-float32 NCHW (N, 3, 31+2r, 31+2r), CIELAB scaled to [0, 1] (OpenCV 8-bit Lab / 255),
-r = 6 by default (43×43 → 13×13×128 encodings). ONNX keeps the batch dynamic (all
+float32 NCHW (N, 3, C+2r, C+2r), CIELAB scaled to [0, 1] (OpenCV 8-bit Lab / 255), C = the encoder's context
+(31, or 47 normalised), r = 3 by default → (N, D, 7, 7) encodings, D = the last conv's width. ONNX keeps the batch dynamic (all
 points of a frame in one call); TFLite is stored with batch 1 and the LiteRT backend resizes it to the number of points.
 
 INT8 is calibrated on search regions cut around skin points of TRAINING-subject faces
@@ -146,7 +146,7 @@ def export_encoder(model_path, out_dir="export/dfe-encoder", data="../shared/dat
             parity[name] = float(np.sqrt(((y - ref) ** 2).mean() / (ref**2).mean()))
     failed = {k: r["error"] for k, r in results.items() if r.get("status") != "ok"}
     return {"files": {k: str(v) for k, v in files.items()}, "input": [None, 3, size, size], "radius": radius, "context": context,
-            "calibration_regions": len(calib), "rel_rms_vs_torch": parity, "failed": failed}
+            "dim": enc.dim, "calibration_regions": len(calib), "rel_rms_vs_torch": parity, "failed": failed}
 
 
 def write_card(out_dir, export_info: dict, train_meta: dict, tracking: dict | None = None) -> Path:
@@ -165,7 +165,7 @@ def write_card(out_dir, export_info: dict, train_meta: dict, tracking: dict | No
         "input": {"shape": export_info["input"], "dtype": "float32", "layout": "NCHW", "context": export_info.get("context", CROP),
                   "meaning": "CIELAB = OpenCV 8-bit Lab / 255, search region C+2r with context C = %d (31 + the normalisation's "
                              "margin) and r = %d" % (export_info.get("context", CROP), export_info["radius"])},
-        "output": {"shape": [None, 128, 2 * export_info["radius"] + 1, 2 * export_info["radius"] + 1],
+        "output": {"shape": [None, export_info.get("dim", 128), 2 * export_info["radius"] + 1, 2 * export_info["radius"] + 1],
                    "meaning": "encoding of every 31×31 crop in the region (crop centre = region centre + (j−r, i−r))"},
         "files": files,
         "int8": {"calibration": f"{export_info['calibration_regions']} search regions around skin points of TRAINING-subject faces",
@@ -191,7 +191,7 @@ def render_card_md(card: dict) -> str:
         "",
         f"Input: float32 NCHW {card['input']['shape']} — CIELAB (OpenCV 8-bit Lab / 255) search region of "
         f"{card['input'].get('context', CROP)} + 2·{radius} px (the encoder normalises its input itself when its context exceeds 31). "
-        f"Output: (N, 128, {n_out}, {n_out}), the encoding of every 31×31 crop in the region.",
+        f"Output: (N, {card['output']['shape'][1]}, {n_out}, {n_out}), the encoding of every 31×31 crop in the region.",
         "Use: `edgekd track VIDEO --points x,y --encoder export/dfe-encoder/model.int8-mixed.onnx` or "
         "`create_tracker('dfe', encoder=...)`. ONNX has a dynamic batch; TFLite is stored with batch 1 and resized to the number of points. "
         "Both encode every point of a frame in one call. `edgekd heartrate` picks the fastest file that passes the INT8 tracking gate below.",

@@ -325,6 +325,9 @@ def validation_motions(fps: float = 30.0) -> dict[str, Motion]:
         "moving_light": Motion("moving_light", fps, translate=_wobble(3.0, 2.0, 0.5), shading=moving_light(period_s=2.0)),
         "illumination": Motion("illumination", fps, gain=lambda t: 1.0 - 0.35 * np.sin(2 * np.pi * 0.8 * t) ** 2, gradient=0.4),
         "heartbeat": heartbeat_motion(72, 0.3, fps, drift_px_per_s=(0.5, 1.0)),
+        # the long suite's codecs: a checkpoint that only tracks lossless frames is not the one to keep
+        "jpeg": Motion("jpeg", fps, translate=_wobble(6.0, 4.0, 0.5), jpeg_quality=40),
+        "video_codec": Motion("video_codec", fps, translate=_wobble(6.0, 4.0, 0.5), codec="mp4v"),
     }
 
 
