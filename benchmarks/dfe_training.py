@@ -4,8 +4,9 @@
 
 Reads each run's history.json (written by ``edgekd track train`` after every epoch) and the settings in its
 checkpoint, writes benchmarks/tracking/training.json and benchmarks/tracking/training_curve.png. The validation
-score is the trainer's: pooled px (a lost or failed point-frame = 5 px) on 16 short sequences of the validation
-subjects (Biden, ORL s38–s40) — the score that picks each run's checkpoint.
+score is the trainer's: pooled px (a lost or failed point-frame = 5 px) on short sequences of the validation
+subjects (Biden, ORL s38–s40) — the score that picks each run's checkpoint: 16 sequences (4 lossless motions) for runs
+before 2026-12-02, 24 since (the JPEG and MPEG-4 motions added), so compare arms within one output folder only.
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ def main():
         hist = json.loads((run / "history.json").read_text())
         _, info = load_model(run / "dfe_autoencoder.pt")
         train = (info.get("meta") or {}).get("train") or {}
-        keep = ("recipe", "norm_radius", "photometric", "geometric", "epochs", "train_crops", "face_width", "colour_share", "seed", "sigma")
+        keep = ("recipe", "norm_radius", "photometric", "geometric", "match_weight", "channels", "epochs", "train_crops",
+                "face_width", "colour_share", "seed", "sigma")
         best = min(hist, key=lambda h: h["val_track_px"])
         arms[run.name] = {"settings": {k: train.get(k) for k in keep}, "history": hist,
                           "best_epoch": best["epoch"], "best_val_track_px": best["val_track_px"],
@@ -48,7 +50,7 @@ def main():
         axes[1].plot(ep, [h["train_loss"] for h in arm["history"]], marker="o", ms=3, label=name)
     axes[0].set_title("validation tracking score (pooled px, a miss = 5 px)")
     axes[0].set_yscale("log")
-    axes[1].set_title("training reconstruction loss (targets differ by recipe)")
+    axes[1].set_title("training loss (reconstruction, + the matching term where on; targets differ by recipe)")
     axes[1].set_yscale("log")
     for ax in axes:
         ax.set_xlabel("epoch")

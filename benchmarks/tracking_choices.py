@@ -6,6 +6,8 @@ Scores every setting in the grid (reference mode, search radius, sub-pixel metho
 trainer's validation score — pooled px, a lost or failed point-frame counted as a 5 px miss — on the validation
 faces (Biden, ORL s38–s40) under the validation motions and two long-suite motions (moving light, JPEG), and
 writes benchmarks/tracking/choices.json. Settings are changed one at a time around DFETracker's defaults.
+The published choices.json predates 2026-12-02, when the validation motions gained JPEG q40 and MPEG-4: a re-run now
+scores those two as well (eight motions instead of six).
 """
 
 from __future__ import annotations

@@ -20,10 +20,16 @@ GROUP_ORDER = ("rigid", "illumination", "geometry", "degraded", "combined")
 
 def load(root: Path) -> dict:
     parts = {}
-    for part in ("classical", "dfe", "dfe-chained", "ablation"):
+    for part in ("classical", "dfe", "ablation"):
         f = root / part / "results.json"
         if f.is_file():
             parts[part] = json.loads(f.read_text())
+    for f in sorted(root.glob("matching*/results.json")):  # the matching ablation may run as several processes
+        r = json.loads(f.read_text())
+        if "matching" in parts:
+            parts["matching"]["methods"].update(r["methods"])
+        else:
+            parts["matching"] = r
     return parts
 
 
@@ -81,8 +87,7 @@ def main():
     parts = load(root)
     if not parts:
         raise SystemExit(f"no results under {root}; run benchmarks/tracking_long.sh first")
-    main_rows = {**parts.get("classical", {}).get("methods", {}), **parts.get("dfe", {}).get("methods", {}),
-                 **parts.get("dfe-chained", {}).get("methods", {})}
+    main_rows = {**parts.get("classical", {}).get("methods", {}), **parts.get("dfe", {}).get("methods", {})}
     ref = parts.get("classical") or parts.get("dfe") or parts["ablation"]
     groups = ref["groups"]
     motions = ref["motions"]
@@ -142,9 +147,9 @@ def main():
         out += ["", "Goals for " + best + ":"]
         for scope in ("all long sequences", "illumination sequences"):
             g = goals[scope]
-            out.append(f"- pooled px at or below every classical row on {scope}: DFE {g['dfe_pooled_px']:.3f} — "
+            out.append(f"- pooled px at or below every classical row on {scope}: DFE {g['dfe_pooled_px']:.4f} — "
                        + ("met" if not g["classical_rows_below"] else "NOT met; below it: " + ", ".join(
-                           f"{lab} {(main_rows[lab]['overall'] if scope.startswith('all') else main_rows[lab]['per_group']['illumination'])['pooled_px']:.3f}"
+                           f"{lab} {(main_rows[lab]['overall'] if scope.startswith('all') else main_rows[lab]['per_group']['illumination'])['pooled_px']:.4f}"
                            for lab in g["classical_rows_below"])))
         out.append(f"- mean px on the lossless rigid motions ≤ 0.5: {rigid.get('mean_px', float('nan')):.3f} — "
                    + ("met" if goals["rigid mean px ≤ 0.5"]["met"] else "NOT met"))
@@ -158,6 +163,27 @@ def main():
             out.append(f"| {lab} | {r['overall']['pooled_px']:.3f} | " + " | ".join(
                 f"{r['per_group'][g]['pooled_px']:.3f}" for g in GROUP_ORDER if g in abl["groups"]) + f" | {r['overall']['failure_rate']:.3f} |")
         summary["ablation"] = {lab: {"overall": r["overall"], "per_group": r["per_group"]} for lab, r in abl["methods"].items()}
+    match = parts.get("matching")
+    if match:
+        rows = match["methods"]
+        base = next((lab for lab in rows if lab.split(" ")[1].startswith("w0/")), next(iter(rows)))  # no matching term
+        lossy = compressed_motions()
+        out += ["", f"Matching-term ablation ({len(match['images'])} test faces, {match['n_frames']} frames, DFE group; "
+                    f"paired against **{base}** per sequence, Wilcoxon signed-rank):", "",
+                "| encoder | pooled px | " + " | ".join(g for g in GROUP_ORDER if g in match["groups"]) +
+                " | lossless | compressed | failure rate | better / worse | median diff px | p |",
+                "|---|---|" + "---|" * sum(g in match["groups"] for g in GROUP_ORDER) + "---|---|---|---|---|---|"]
+        summary["matching"] = {}
+        for lab, r in rows.items():
+            seqs = r["per_sequence"]
+            split = {name: float(np.mean([q["pooled_px"] for q in seqs if (q["motion"] in lossy) == want]))
+                     for name, want in (("lossless", False), ("compressed", True))}
+            t = paired(r, rows[base]) if lab != base else None
+            cells = "— | — | —" if t is None else f"{t['a_better']} / {t['b_better']} | {t['median_diff_px']:+.3f} | {t['wilcoxon_p']:.2g}"
+            out.append(f"| {lab} | {r['overall']['pooled_px']:.3f} | " + " | ".join(
+                f"{r['per_group'][g]['pooled_px']:.3f}" for g in GROUP_ORDER if g in match["groups"])
+                + f" | {split['lossless']:.3f} | {split['compressed']:.3f} | {r['overall']['failure_rate']:.3f} | {cells} |")
+            summary["matching"][lab] = {"overall": r["overall"], "per_group": r["per_group"], **split, "paired_vs_base": t}
     plot_error_vs_time(main_rows, ref["n_frames"], root / "error_vs_time.png")
     (root / "summary.json").write_text(json.dumps(summary, indent=1))
     (root / "tables.md").write_text("\n".join(out) + "\n")
