@@ -3,6 +3,7 @@
     python benchmarks/students.py --part latency   # every candidate + the teacher, one interleaved bench run (~15 min)
     python benchmarks/students.py --part budget    # compress --latency-budget-ms at half the 4.12× student's INT8 p50
     python benchmarks/students.py --part report    # join with the KD runs, table + front plot → students.md
+    python benchmarks/students.py --part cpu --tag xeon-vnni   # the front's students again on another CPU → students/cpu-TAG.md
 
 ``latency`` calls :func:`edgekd.select.survey` (what ``edgekd students`` runs) on the whole candidate
 grid plus the paper's MobileNetV2 teacher, in ONNX fp32, ONNX INT8 and TFLite INT8, one thread.
@@ -67,6 +68,59 @@ def part_budget() -> None:
               "export": report.get("export")}
     (OUT / "budget.json").write_text(json.dumps(result, indent=1))
     print(json.dumps({k: v for k, v in result.items() if k != "log_tail"}, indent=1)[:3000])
+
+
+def part_cpu(tag: str, runs: int, min_time: float) -> None:
+    """The students of the front (those with KD runs) and the teacher, measured again on this machine; the same ratio
+    table beside the first CPU's, accuracies from students/front.json (the weights do not change with the CPU)."""
+    from edgekd.select.survey import survey
+
+    first = json.loads((OUT / "latency.json").read_text())
+    front = {e["key"]: e for e in json.loads((OUT / "front.json").read_text())}
+    by_key = {r["key"]: r for r in first["rows"]}
+    grid = [{"arch": by_key[k]["arch"], "kwargs": by_key[k]["kwargs"], "family": by_key[k]["family"]} for k in front]
+    result = survey(formats=FORMATS, candidates=grid + [TEACHER], threads=1, runs=runs, min_time_s=min_time,
+                    out=ROOT / "runs" / f"students-bench-{tag}", log=print)
+    result["command"] = f"python benchmarks/students.py --part cpu --tag {tag} --runs {runs} --min-time {min_time}"
+    (OUT / f"latency-{tag}.json").write_text(json.dumps(result, indent=1))
+    rows = {r["key"]: r for r in result["rows"]}
+    teacher = next(r for r in result["rows"] if r["family"] == "teacher")
+    t_first = next(r for r in first["rows"] if r["family"] == "teacher")
+
+    def cell(r, f):
+        c = r[f]
+        return f"{c['p50_ms']:.3f} ({c['p90_ms']:.3f}) n={c['n']}" if c.get("status") == "ok" else c.get("status", "—")
+
+    def ratio(t, r):
+        ok = r["onnx-int8"].get("status") == "ok" and t["onnx"].get("status") == "ok"
+        return t["onnx"]["p50_ms"] / r["onnx-int8"]["p50_ms"] if ok else float("nan")
+
+    m, m1 = result["system"], first["system"]
+    lines = [f"# The students' front on a second CPU: {m.get('cpu', '?')}", "",
+             f"`{result['command']}` (machine quiet; {m.get('cpu', '?')}, {m.get('cores', '?')} cores, one thread, batch 1, "
+             f"`edgekd bench`'s protocol, every file in one interleaved run). Accuracies are the KD runs of "
+             f"`students.md` (front.json); the first CPU's columns are from `students/latency.json` ({m1.get('cpu', '?')}). "
+             "Latency cells: p50 (p90) ms over n calls. Both ratios are measured within one run on one machine; "
+             "absolute times of the two machines are not comparable.", ""]
+    for w in result.get("warnings", []):
+        lines.append(f"> {w}")
+    lines += ["", f"| student | test acc % (n) | ONNX INT8 ms | TFLite INT8 ms | teacher ORT fp32 ÷ student ORT INT8 | "
+              f"same ratio on {m1.get('cpu', '?')} |", "|---|---:|---:|---:|---:|---:|"]
+    order = sorted(front, key=lambda k: rows[k]["onnx-int8"].get("p50_ms") or 1e9)
+    for k in order:
+        e, r = front[k], rows[k]
+        lines.append(f"| {k}{' **(paper 4.12×)**' if r.get('paper_student') else ''} | {e['mean']:.2f} ± {e['sd']:.2f} "
+                     f"({len(e['acc'])}) | {cell(r, 'onnx-int8')} | {cell(r, 'tflite-int8')} | {ratio(teacher, r):.1f}× | "
+                     f"{ratio(t_first, by_key[k]):.1f}× |")
+    paper = next(k for k in front if rows[k].get("paper_student"))
+    best = min((k for k in front if front[k]["mean"] >= front[paper]["mean"] and rows[k]["onnx-int8"].get("status") == "ok"),
+               key=lambda k: rows[k]["onnx-int8"]["p50_ms"])
+    lines += ["", f"Teacher (the paper's MobileNetV2) on this CPU: ONNX fp32 {cell(teacher, 'onnx')}, ONNX INT8 "
+              f"{cell(teacher, 'onnx-int8')}, TFLite INT8 {cell(teacher, 'tflite-int8')}. The fastest student at or above "
+              f"the 4.12× student's mean accuracy: **{best}** → **{ratio(teacher, rows[best]):.1f}×** here "
+              f"({ratio(t_first, by_key[best]):.1f}× on the first CPU; goal ≥ 6×).", ""]
+    (OUT / f"cpu-{tag}.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
 
 
 def _accuracy_runs() -> dict[tuple[int, int], dict[int, float]]:
@@ -215,6 +269,8 @@ def part_report() -> None:
                       "choice with time."]
     lines += ["", "Plot: `students/front.png` (accuracy vs ONNX INT8 and TFLite INT8 latency; error bars = sd over "
               "seeds). Data: `students/latency.json`, `students/front.json`.", ""]
+    for other in sorted(OUT.glob("cpu-*.md")):  # --part cpu: the same students measured on another machine
+        lines += [f"The same front measured on another CPU: `students/{other.name}`.", ""]
     (HERE / "students.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
@@ -249,7 +305,8 @@ def _plot(points, base, path: Path) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--part", choices=["latency", "budget", "report"], required=True)
+    ap.add_argument("--part", choices=["latency", "budget", "report", "cpu"], required=True)
+    ap.add_argument("--tag", default="second", help="--part cpu: names the machine in the output files")
     ap.add_argument("--runs", type=int, default=100)
     ap.add_argument("--min-time", type=float, default=1.0)
     args = ap.parse_args()
@@ -257,6 +314,8 @@ def main() -> None:
         part_latency(args.runs, args.min_time)
     elif args.part == "budget":
         part_budget()
+    elif args.part == "cpu":
+        part_cpu(args.tag, args.runs, args.min_time)
     else:
         part_report()
 
