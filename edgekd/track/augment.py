@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from edgekd.track.groundtruth import motion_blur_line
-from edgekd.track.preprocess import cv2_module
+from edgekd.track.preprocess import cv2_module, jpeg_roundtrip
 
 
 def photometric(crop: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -49,8 +49,7 @@ def photometric(crop: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         f = f + rng.normal(0, rng.uniform(1, 8), f.shape).astype(np.float32)
     out = np.clip(np.rint(f), 0, 255).astype(np.uint8)
     if rng.random() < 0.3:
-        ok, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(25, 90))])
-        out = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+        out = jpeg_roundtrip(out, int(rng.integers(25, 90)))
     return out
 
 
@@ -65,8 +64,7 @@ def codec(crop: np.ndarray, rng: np.random.Generator, quality=(15, 60)) -> np.nd
     # a frame's block grid falls anywhere relative to a tracked point
     dy, dx = (int(v) for v in rng.integers(0, 8, 2))
     padded = cv2.copyMakeBorder(img, dy, 8 - dy, dx, 8 - dx, cv2.BORDER_REFLECT101)
-    ok, buf = cv2.imencode(".jpg", padded, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(quality[0], quality[1] + 1))])
-    return cv2.imdecode(buf, cv2.IMREAD_COLOR)[dy : dy + h, dx : dx + w]
+    return jpeg_roundtrip(padded, int(rng.integers(quality[0], quality[1] + 1)))[dy : dy + h, dx : dx + w]
 
 
 def geometric(crop: np.ndarray, rng: np.random.Generator, max_deg: float = 10.0, max_scale: float = 0.08) -> np.ndarray:

@@ -28,7 +28,7 @@ from typing import Callable
 import numpy as np
 
 from edgekd.errors import EdgekdError
-from edgekd.track.preprocess import as_bgr, cv2_module, detect_faces, read_image, skin_points
+from edgekd.track.preprocess import as_bgr, cv2_module, detect_faces, jpeg_roundtrip, read_image, skin_points
 
 TimeFn = Callable[[np.ndarray], np.ndarray]
 
@@ -217,8 +217,7 @@ def make_sequence(image, n_frames: int, motion: Motion, seed: int = 0) -> Sequen
             f = f + rng.normal(0, motion.noise_std, f.shape).astype(np.float32)
         frames[i] = np.clip(np.rint(f), 0, 255).astype(np.uint8)
         if motion.jpeg_quality is not None:
-            ok, buf = cv2.imencode(".jpg", frames[i], [cv2.IMWRITE_JPEG_QUALITY, int(motion.jpeg_quality)])
-            frames[i] = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+            frames[i] = jpeg_roundtrip(frames[i], motion.jpeg_quality)
     if motion.codec:
         frames = _through_codec(frames, motion.codec, motion.fps)
     return Sequence(frames, motion.fps, times, mats, motion, field_fn)

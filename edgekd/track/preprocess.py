@@ -51,6 +51,13 @@ def bgr_to_lab01(image: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(as_bgr(image), cv2.COLOR_BGR2LAB).astype(np.float32) * (1.0 / 255.0)
 
 
+def jpeg_roundtrip(image: np.ndarray, quality: int) -> np.ndarray:
+    """uint8 BGR image → the same image encoded and decoded as JPEG at ``quality`` (what a compressed frame looks like)."""
+    cv2 = cv2_module()
+    ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    return cv2.imdecode(buf, cv2.IMREAD_COLOR)
+
+
 def read_image(path: str | Path) -> np.ndarray:
     cv2 = cv2_module()
     img = cv2.imread(str(path), cv2.IMREAD_COLOR)
