@@ -70,6 +70,12 @@ def part_budget() -> None:
     print(json.dumps({k: v for k, v in result.items() if k != "log_tail"}, indent=1)[:3000])
 
 
+def _cell(r: dict, fmt: str) -> str:
+    """A latency table cell: p50 (p90) ms over n calls, or why the format has no number."""
+    c = r[fmt]
+    return f"{c['p50_ms']:.3f} ({c['p90_ms']:.3f}) n={c['n']}" if c.get("status") == "ok" else c.get("status", "—")
+
+
 def part_cpu(tag: str, runs: int, min_time: float) -> None:
     """The students of the front (those with KD runs) and the teacher, measured again on this machine; the same ratio
     table beside the first CPU's, accuracies from students/front.json (the weights do not change with the CPU)."""
@@ -86,10 +92,6 @@ def part_cpu(tag: str, runs: int, min_time: float) -> None:
     rows = {r["key"]: r for r in result["rows"]}
     teacher = next(r for r in result["rows"] if r["family"] == "teacher")
     t_first = next(r for r in first["rows"] if r["family"] == "teacher")
-
-    def cell(r, f):
-        c = r[f]
-        return f"{c['p50_ms']:.3f} ({c['p90_ms']:.3f}) n={c['n']}" if c.get("status") == "ok" else c.get("status", "—")
 
     def ratio(t, r):
         ok = r["onnx-int8"].get("status") == "ok" and t["onnx"].get("status") == "ok"
@@ -110,13 +112,13 @@ def part_cpu(tag: str, runs: int, min_time: float) -> None:
     for k in order:
         e, r = front[k], rows[k]
         lines.append(f"| {k}{' **(paper 4.12×)**' if r.get('paper_student') else ''} | {e['mean']:.2f} ± {e['sd']:.2f} "
-                     f"({len(e['acc'])}) | {cell(r, 'onnx-int8')} | {cell(r, 'tflite-int8')} | {ratio(teacher, r):.1f}× | "
+                     f"({len(e['acc'])}) | {_cell(r, 'onnx-int8')} | {_cell(r, 'tflite-int8')} | {ratio(teacher, r):.1f}× | "
                      f"{ratio(t_first, by_key[k]):.1f}× |")
     paper = next(k for k in front if rows[k].get("paper_student"))
     best = min((k for k in front if front[k]["mean"] >= front[paper]["mean"] and rows[k]["onnx-int8"].get("status") == "ok"),
                key=lambda k: rows[k]["onnx-int8"]["p50_ms"])
-    lines += ["", f"Teacher (the paper's MobileNetV2) on this CPU: ONNX fp32 {cell(teacher, 'onnx')}, ONNX INT8 "
-              f"{cell(teacher, 'onnx-int8')}, TFLite INT8 {cell(teacher, 'tflite-int8')}. The fastest student at or above "
+    lines += ["", f"Teacher (the paper's MobileNetV2) on this CPU: ONNX fp32 {_cell(teacher, 'onnx')}, ONNX INT8 "
+              f"{_cell(teacher, 'onnx-int8')}, TFLite INT8 {_cell(teacher, 'tflite-int8')}. The fastest student at or above "
               f"the 4.12× student's mean accuracy: **{best}** → **{ratio(teacher, rows[best]):.1f}×** here "
               f"({ratio(t_first, by_key[best]):.1f}× on the first CPU; goal ≥ 6×).", ""]
     (OUT / f"cpu-{tag}.md").write_text("\n".join(lines) + "\n")
@@ -164,11 +166,6 @@ def part_report() -> None:
     for e, adj in zip(compared, holm([e["vs_paper"].p for e in compared])):
         e["vs_paper"].p_holm = adj
 
-    def ms(r, f):
-        c = r[f]
-        return (f"{c['p50_ms']:.3f} ({c['p90_ms']:.3f}) n={c['n']}" if c.get("status") == "ok"
-                else c.get("status", "—"))
-
     m = lat["system"]
     lines = ["# Students chosen by measured latency", "",
              f"`{lat['command']}` then `python benchmarks/students.py --part report`. Machine: "
@@ -194,7 +191,7 @@ def part_report() -> None:
                   f"(Holm {vs.p_holm:.2g})"
                   if vs else ("— (the reference)" if e is not None and e.get("paper_student") else ""))
         lines.append(f"| {e['key']}{' **(paper 4.12×)**' if e.get('paper_student') else ''} | {e['params']:,} | "
-                     f"{e['macs'] / 1e6:.1f} | {ms(e, 'onnx-int8')} | {ms(e, 'tflite-int8')} | "
+                     f"{e['macs'] / 1e6:.1f} | {_cell(e, 'onnx-int8')} | {_cell(e, 'tflite-int8')} | "
                      f"{ratio:.1f}× | {s.mean:.2f} ± {s.sd:.2f} ({s.n}) | {vs_txt} |")
     base = next(e for e in points if e.get("paper_student"))
     better = [e for e in points if e["summary"].mean >= base["summary"].mean and e["onnx-int8"].get("status") == "ok"]
@@ -236,8 +233,8 @@ def part_report() -> None:
     for r in sorted(table, key=lambda r: r["onnx-int8"].get("p50_ms") or 1e9):
         kib = (r["onnx-int8"].get("bytes") or 0) / 1024
         lines.append(f"| {r['key']}{' (paper 4.12×)' if r.get('paper_student') else ''} | {r['family']} | "
-                     f"{r['params']:,} | {r['macs'] / 1e6:.1f} | {ms(r, 'onnx')} | {ms(r, 'onnx-int8')} | {kib:.0f} | "
-                     f"{ms(r, 'tflite-int8')} |")
+                     f"{r['params']:,} | {r['macs'] / 1e6:.1f} | {_cell(r, 'onnx')} | {_cell(r, 'onnx-int8')} | {kib:.0f} | "
+                     f"{_cell(r, 'tflite-int8')} |")
     (OUT / "front.json").write_text(json.dumps(
         [{k: e[k] for k in ("key", "family", "params", "macs", "onnx", "onnx-int8", "tflite-int8")} |
          {"acc": e["acc"], "mean": e["summary"].mean, "sd": e["summary"].sd} for e in points], indent=1))

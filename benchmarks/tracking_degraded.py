@@ -36,12 +36,9 @@ def shifted(img, dx, dy):
 
 
 def jpeg(img, quality):
-    import cv2
+    from edgekd.track.preprocess import jpeg_roundtrip
 
-    if quality is None:
-        return img
-    ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
-    return cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+    return img if quality is None else jpeg_roundtrip(img, quality)
 
 
 def match_errors(make, faces, shifts, quality):

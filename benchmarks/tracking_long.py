@@ -40,6 +40,13 @@ def compressed_motions() -> set[str]:
     return {name for name, m in long_motions().items() if m.jpeg_quality is not None or m.codec}
 
 
+def compression_split(row: dict, lossy: set[str]) -> dict:
+    """Mean per-sequence pooled px of a method on the lossless and on the compressed sequences."""
+    seqs = row["per_sequence"]
+    return {name: float(np.mean([q["pooled_px"] for q in seqs if (q["motion"] in lossy) == want]))
+            for name, want in (("lossless", False), ("compressed", True))}
+
+
 def paired(a: dict, b: dict, motions: set[str] | None = None) -> dict:
     """a vs b on the sequences both ran (only ``motions`` if given): median difference of pooled px, wins, Wilcoxon p."""
     from scipy.stats import wilcoxon
@@ -127,9 +134,7 @@ def main():
                 "|---|---|---|---|---|---|"]
         summary["by_compression"] = {"lossless": sorted(lossless), "compressed": sorted(lossy), "rows": {}}
         for lab in [best] + classical:
-            seqs = main_rows[lab]["per_sequence"]
-            split = {name: float(np.mean([r["pooled_px"] for r in seqs if r["motion"] in ms])) for name, ms in
-                     (("lossless", lossless), ("compressed", lossy))}
+            split = compression_split(main_rows[lab], lossy)
             t = paired(main_rows[best], main_rows[lab], lossless) if lab != best else None
             summary["by_compression"]["rows"][lab] = {**split, "paired_lossless": t}
             cells = "— | — | —" if t is None else f"{t['a_better']} / {t['b_better']} | {t['median_diff_px']:+.3f} | {t['wilcoxon_p']:.2g}"
@@ -175,9 +180,7 @@ def main():
                 "|---|---|" + "---|" * sum(g in match["groups"] for g in GROUP_ORDER) + "---|---|---|---|---|---|"]
         summary["matching"] = {}
         for lab, r in rows.items():
-            seqs = r["per_sequence"]
-            split = {name: float(np.mean([q["pooled_px"] for q in seqs if (q["motion"] in lossy) == want]))
-                     for name, want in (("lossless", False), ("compressed", True))}
+            split = compression_split(r, lossy)
             t = paired(r, rows[base]) if lab != base else None
             cells = "— | — | —" if t is None else f"{t['a_better']} / {t['b_better']} | {t['median_diff_px']:+.3f} | {t['wilcoxon_p']:.2g}"
             out.append(f"| {lab} | {r['overall']['pooled_px']:.3f} | " + " | ".join(
