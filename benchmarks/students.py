@@ -268,6 +268,9 @@ def part_report() -> None:
               "seeds). Data: `students/latency.json`, `students/front.json`.", ""]
     for other in sorted(OUT.glob("cpu-*.md")):  # --part cpu: the same students measured on another machine
         lines += [f"The same front measured on another CPU: `students/{other.name}`.", ""]
+    if (OUT / "airbench-check.md").exists():
+        lines += ["A first check of airbench-shaped students (seed 0 only, not yet on this front): "
+                  "`students/airbench-check.md`.", ""]
     (HERE / "students.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

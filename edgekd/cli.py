@@ -124,7 +124,7 @@ def compress(
     latency_table: Optional[str] = _opt("latency_table", "`edgekd bench --json` file from the target device (see "
                                                          "`edgekd students`); empty = measure on this machine"),
     latency_profile: Optional[str] = _opt("latency_profile", "bench profile (threads, runs) when measuring here"),
-    latency_families: Optional[str] = _opt("latency_families", "candidate families: truncated, mobilenetv2, resnet"),
+    latency_families: Optional[str] = _opt("latency_families", "candidate families: truncated, mobilenetv2, resnet, airbench"),
     latency_threads: Optional[int] = _opt("latency_threads", "runtime threads when measuring latency here"),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="show third-party logs (exporters, runtimes)"),
 ):
@@ -292,7 +292,7 @@ def models_cmd():
 
 @app.command("students")
 def students_cmd(
-    families: str = typer.Option("all", help="candidate families, comma-separated: truncated, mobilenetv2, resnet"),
+    families: str = typer.Option("all", help="candidate families, comma-separated: truncated, mobilenetv2, resnet, airbench"),
     formats: str = typer.Option("onnx-int8,tflite-int8", help="formats to export and time"),
     input_size: str = typer.Option("3x32x32", help="model input CxHxW"),
     classes: int = typer.Option(10, help="number of classes (the head's size)"),
@@ -752,13 +752,14 @@ def _experiment_command(family: str, count_flag: str, doc: str):
         methods: Optional[str] = typer.Option(None, help="comma-separated subset of the family's methods"),
         unpaired: bool = typer.Option(False, help="montecarlo: give every method its own subset draws (Welch's test)"),
         competitors: bool = typer.Option(True, help="ablation: also train the other student shapes (MobileNetV2 ×0.5, ResNet-32)"),
+        variants: Optional[str] = typer.Option(None, help="comma-separated student variants to run of the family's competitors (e.g. resnet20,airbench-x0.5); default: all"),
         dry_run: bool = typer.Option(False, "--dry-run", help="list the runs and the time estimate, run nothing"),
     ):
         from edgekd.distill.experiments import run_family
 
         s = run_family(family, data, seeds, budget, root, shard, str(teacher) if teacher else None, _float_list(cf),
                        _csv_list(methods), paired_subsets=not unpaired, dry_run=dry_run, log=typer.echo,
-                       competitors=competitors)
+                       competitors=competitors, variants=_csv_list(variants))
         typer.echo(f"{family}: {s['runs_total']} runs in all, {s['runs_in_shard']} in this shard, "
                    f"{s['already_finished']} of them already finished")
         if dry_run:

@@ -313,3 +313,12 @@ def test_sweep_methods_are_compared_across_cfs_with_one_seed():
     assert kd["comparison"]["mean_difference"] == pytest.approx(1.0)
     assert kd["comparison"]["statistic"] == pytest.approx(d.mean() / (d.std(ddof=1) / 2))
     assert "| kd | 4 | +1.00" in ex.markdown_across_cfs([kd])
+
+
+def test_variants_filter_keeps_only_the_named_competitors():
+    import edgekd.distill.experiments as ex
+
+    runs = ex.enumerate_runs("students", seeds=2, variants=["airbench-x0.25", "resnet20"])
+    assert sorted({r.variant for r in runs}) == ["airbench-x0.25", "resnet20"] and len(runs) == 4
+    with pytest.raises(EdgekdError, match="no student variant"):
+        ex.enumerate_runs("students", variants=["nope"])

@@ -22,7 +22,7 @@ def test_the_grid_covers_every_family_once_and_places_the_paper_student():
     cands = enumerate_candidates()
     keys = [c.key for c in cands]
     assert len(keys) == len(set(keys)) > 20
-    assert {c.family for c in cands} == {"truncated", "mobilenetv2", "resnet"}
+    assert {c.family for c in cands} == {"truncated", "mobilenetv2", "resnet", "airbench"}
     assert sum(is_paper_student(c) for c in cands) == 1  # in the truncated grid, not added twice
     assert [c.key for c in enumerate_candidates("resnet")][-1] == "student-blocks_removed5"  # placed beside others
     with pytest.raises(EdgekdError, match="unknown student family vgg"):
@@ -160,3 +160,21 @@ def test_a_run_config_with_candidate_tables_reads_back(tmp_path):
     back = tomllib.loads(to_toml(cfg.to_dict()))
     assert back["latency_candidates"] == TWO and back["notes"] == {"run": {"seed": 3}, "odd key": "x"}
     assert resolve_config("quick", None, back).latency_candidates == TWO
+
+
+def test_airbench_family_is_a_grid_of_width_scaled_dense_students():
+    from edgekd.select.candidates import FAMILIES, build, enumerate_candidates
+
+    cands = [c for c in enumerate_candidates("airbench")]
+    assert [c.arguments.get("width_mult") for c in cands if c.family == "airbench"] == list(FAMILIES["airbench"].grid["width_mult"])
+    widths = [build(c, 10).config["widths"] for c in cands if c.family == "airbench"]
+    assert widths == [[16, 64, 64], [24, 96, 96], [32, 128, 128]]  # multiples of 8, growing with width_mult
+
+
+def test_cached_export_is_redone_when_the_model_file_changes():
+    import edgekd.select.latency as lat
+
+    record = {"arch": "airbench", "edgekd_version": __import__("edgekd").__version__,
+              "source": lat._architecture_source("airbench"), "formats": {"onnx-int8": {}}}
+    assert lat._record_is_current(record, ["onnx-int8"])
+    assert not lat._record_is_current({**record, "source": "stale"}, ["onnx-int8"])

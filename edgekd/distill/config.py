@@ -67,7 +67,7 @@ class CompressConfig:
     latency_table: str = ""  # an `edgekd bench --json` file measured on the device; empty = measure here
     latency_profile: str = ""  # bench settings (threads, runs) when measuring here: a profile name or file
     latency_threads: int = 1  # intra-op threads of the runtime when measuring here (not torch's training threads)
-    latency_families: str = "all"  # candidate families: truncated, mobilenetv2, resnet (comma-separated)
+    latency_families: str = "all"  # candidate families: truncated, mobilenetv2, resnet, airbench (comma-separated)
     latency_candidates: list = field(default_factory=list)  # or exactly these: "resnet8" / {arch = ..., kwargs = {...}}
     proxy_candidates: int = 3  # short proxy runs rank this many fastest-growing candidates under the budget
     proxy_epochs: int = 2

@@ -65,7 +65,6 @@ class AirbenchNet(nn.Module):
         self.block1 = ConvGroup(whiten_width, widths[0], depth)
         self.block2 = ConvGroup(widths[0], widths[1], depth)
         self.block3 = ConvGroup(widths[1], widths[2], depth)
-        self.pool = nn.AdaptiveMaxPool2d(1)  # airbench's MaxPool2d(3) on its 4×4 map, for any input size
         self.head = nn.Linear(widths[2], num_classes, bias=False)
         self.scale = scale
         self.num_features = widths[2]
@@ -76,7 +75,9 @@ class AirbenchNet(nn.Module):
         return self.block3(self.block2(self.block1(self.act(self.whiten(x)))))
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = torch.flatten(self.pool(x), 1)
+        # airbench's MaxPool2d(3) on its 3×3 map, for any input size; amax, not AdaptiveMaxPool2d,
+        # which LiteRT cannot lower
+        x = torch.amax(x, dim=(2, 3))
         return x if pre_logits else self.head(x) * self.scale
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -103,6 +104,12 @@ _CFG = dict(input_size=(3, 32, 32), mean=CIFAR_MEAN, std=CIFAR_STD, classifier="
 
 @register_model("airbench", default_cfg={**_CFG, "description": "airbench CIFAR net (fast strong teacher, 1.97 M params)"})
 def airbench(num_classes: int = 10, widths: tuple = (64, 256, 256), depth: int = 2, whiten_kernel: int = 2,
-             scale: float = 1 / 9) -> AirbenchNet:
-    """airbench94's network: whitening conv + 3 conv groups, widths 64/256/256."""
-    return AirbenchNet(num_classes, tuple(widths), depth, whiten_kernel, scale)
+             scale: float = 1 / 9, width_mult: float = 1.0) -> AirbenchNet:
+    """airbench94's network: whitening conv + 3 conv groups, widths 64/256/256.
+
+    ``width_mult`` scales every group's width (rounded to a multiple of 8, which INT8 kernels
+    vectorise): the width-scaled teacher as a student, dense 3×3 convolutions throughout."""
+    if not width_mult > 0:
+        raise ValueError(f"width_mult must be > 0, got {width_mult}")
+    widths = tuple(max(8, int(round(int(w) * width_mult / 8)) * 8) for w in widths) if width_mult != 1.0 else tuple(widths)
+    return AirbenchNet(num_classes, widths, depth, whiten_kernel, scale)

@@ -29,6 +29,8 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
            "width-scaled CIFAR MobileNetV2"),
     Family("resnet", "resnet_cifar", {"depth": (8, 20, 32), "width": (8, 16), "stem_stride": (1, 2)},
            "CIFAR ResNet: depth 6n+2, base width, stem stride (16×16 working resolution at 2)"),
+    Family("airbench", "airbench", {"width_mult": (0.25, 0.375, 0.5)},
+           "the width-scaled airbench teacher: dense 3×3 convolutions, working resolution halved by every group"),
 )}
 DEFAULT_FAMILIES = tuple(FAMILIES)
 # The paper's 4.12× student: every table places it, whether or not it is on the front.

@@ -33,10 +33,26 @@ def models_dir(input_size: tuple[int, int, int], num_classes: int, root: str | P
     return Path(root or cache_dir() / "candidates") / f"{c}x{h}x{w}-{num_classes}c"
 
 
+def _architecture_source(arch: str) -> str:
+    """The hash of the file that defines ``arch``: an edited model (a development checkout keeps its version
+    number) invalidates its cached exports, including a recorded failure."""
+    import hashlib
+    import inspect
+
+    from edgekd.models.registry import get_entry
+
+    try:
+        return hashlib.sha256(Path(inspect.getsourcefile(get_entry(arch).builder)).read_bytes()).hexdigest()[:16]
+    except (OSError, TypeError):
+        return ""
+
+
 def _record_is_current(record: dict, formats: Iterable[str]) -> bool:
     import edgekd
 
-    return record.get("edgekd_version") == edgekd.__version__ and all(f in record.get("formats", {}) for f in formats)
+    return (record.get("edgekd_version") == edgekd.__version__
+            and record.get("source") == _architecture_source(record.get("arch", ""))
+            and all(f in record.get("formats", {}) for f in formats))
 
 
 def export_candidate(c: Candidate, folder: Path, input_size: tuple[int, int, int], num_classes: int,
@@ -75,7 +91,8 @@ def _export_candidate(c: Candidate, folder: Path, input_size: tuple[int, int, in
     spec = InputSpec(shape=shape)
     calibration = np.random.default_rng(0).standard_normal((CALIBRATION_IMAGES, *input_size)).astype(np.float32)
     results = export_model(model, spec, folder, formats=formats, calibration=calibration, log=lambda _m: None)
-    record = {**c.to_dict(), "edgekd_version": edgekd.__version__, "input_size": list(input_size),
+    record = {**c.to_dict(), "edgekd_version": edgekd.__version__, "source": _architecture_source(c.arch),
+              "input_size": list(input_size),
               "num_classes": num_classes, "params": count_params(model), "macs": count_macs(model, shape),
               "formats": {f: {k: results.get(f, {}).get(k) for k in ("status", "file", "bytes", "error")}
                           for f in formats}}

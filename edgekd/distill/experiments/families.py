@@ -44,6 +44,11 @@ VARIANTS: dict[str, Variant] = {v.name: v for v in (
     Variant("trunc-L7", "student", {"blocks_removed": 7}, "the 7.29× student: 0.31 M parameters, 44 M MACs"),
     Variant("resnet20", "resnet_cifar", {"depth": 20}, "CIFAR ResNet-20, 0.27 M parameters, 41 M MACs"),
     Variant("resnet8", "resnet_cifar", {"depth": 8}, "CIFAR ResNet-8, 78 k parameters, 12.5 M MACs"),
+    # the teacher's own shape, narrower: dense 3×3 convolutions, which INT8 runtimes run near their peak
+    Variant("airbench-x0.25", "airbench", {"width_mult": 0.25}, "airbench at widths 16/64/64: 0.13 M parameters, 10 M MACs"),
+    Variant("airbench-x0.375", "airbench", {"width_mult": 0.375},
+            "airbench at widths 24/96/96: 0.28 M parameters, 20 M MACs"),
+    Variant("airbench-x0.5", "airbench", {"width_mult": 0.5}, "airbench at widths 32/128/128: 0.50 M parameters, 33 M MACs"),
 )}
 DEFAULT_VARIANT = "truncated"
 
@@ -71,7 +76,8 @@ FAMILIES: dict[str, Family] = {
     # ResNet-32) share its seeds and budget, so benchmarks/students.py pairs them with these.
     "students": Family("students", (), (4.12,), {"cpu": 3, "paper": 3, "smoke": 1},
                        competitors=tuple((v, "kd") for v in ("trunc-L5-s2", "trunc-L5-ew0.5", "trunc-L3-s2", "trunc-L7",
-                                                             "resnet20", "resnet8")),
+                                                             "resnet20", "resnet8", "airbench-x0.25",
+                                                             "airbench-x0.375", "airbench-x0.5")),
                        description="KD students of other shapes and compute for the accuracy–latency front"),
     "sweep": Family("sweep", ("student", "kd", "ig", "kd+ig"), REFERENCE_CFS, {"cpu": 1, "paper": 3, "smoke": 1},
                     description="accuracy vs compression factor 2.19× … 1121.71×"),
@@ -146,8 +152,9 @@ def budget_overrides(family: str, budget: str, extra: dict | None = None) -> tup
 
 def enumerate_runs(family: str, seeds: int | None = None, budget: str = "cpu", cfs: list[float] | None = None,
                    methods: list[str] | None = None, paired_subsets: bool = True, overrides: dict | None = None,
-                   competitors: bool = True) -> list[Run]:
-    """All runs of a family in a fixed order (cf, then seed, then method, then the competitors)."""
+                   competitors: bool = True, variants: list[str] | None = None) -> list[Run]:
+    """All runs of a family in a fixed order (cf, then seed, then method, then the competitors);
+    ``variants`` keeps only the competitors of those student variants."""
     if family not in FAMILIES:
         raise EdgekdError(f"unknown experiment family {family!r}", f"choose one of: {', '.join(FAMILIES)}")
     from edgekd.distill.config import parse_method
@@ -161,8 +168,14 @@ def enumerate_runs(family: str, seeds: int | None = None, budget: str = "cpu", c
     for m in chosen:
         parse_method(m)
     entries = [(DEFAULT_VARIANT, m) for m in chosen]
+    if variants:
+        known = sorted({v for v, _ in fam.competitors})
+        unknown = [v for v in variants if v not in known]
+        if unknown:
+            raise EdgekdError(f"family {family!r} has no student variant {', '.join(unknown)}",
+                              f"choose from: {', '.join(known) or '(it has none)'}")
     if competitors and not methods:
-        entries += list(fam.competitors)
+        entries += [e for e in fam.competitors if not variants or e[0] in variants]
     runs: list[Run] = []
     for cf in (cfs or fam.cfs):
         for s in range(n):

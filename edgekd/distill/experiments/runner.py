@@ -206,12 +206,13 @@ def _execute_locked(run: Run, out: Path, cfg, root: Path, compress_fn, log, show
 def run_family(family: str, data: str, seeds: int | None = None, budget: str = "cpu", root: str | Path = "runs/experiments",
                shard: str | None = None, teacher: str | None = None, cfs: list[float] | None = None,
                methods: list[str] | None = None, paired_subsets: bool = True, dry_run: bool = False, log=print,
-               show_progress: bool = False, overrides: dict | None = None, competitors: bool = True) -> dict:
+               show_progress: bool = False, overrides: dict | None = None, competitors: bool = True,
+               variants: list[str] | None = None) -> dict:
     """Run (or with ``dry_run`` list) this shard's unfinished runs of a family; ``overrides`` change the budget."""
     from edgekd.distill.experiments.estimate import estimate_seconds
 
     root = Path(root)
-    runs = enumerate_runs(family, seeds, budget, cfs, methods, paired_subsets, overrides, competitors)
+    runs = enumerate_runs(family, seeds, budget, cfs, methods, paired_subsets, overrides, competitors, variants)
     mine = select_shard(runs, parse_shard(shard))
 
     def is_finished(r):
