@@ -12,6 +12,7 @@ the folder each file sits in (its key).
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import Callable, Iterable
@@ -33,6 +34,7 @@ def models_dir(input_size: tuple[int, int, int], num_classes: int, root: str | P
     return Path(root or cache_dir() / "candidates") / f"{c}x{h}x{w}-{num_classes}c"
 
 
+@functools.lru_cache(maxsize=None)  # a survey checks dozens of records that share a few model files
 def _architecture_source(arch: str) -> str:
     """The hash of the file that defines ``arch``: an edited model (a development checkout keeps its version
     number) invalidates its cached exports, including a recorded failure."""
