@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 from pathlib import Path
 
@@ -41,7 +42,7 @@ def part_latency(runs: int, min_time: float, repeats: int) -> None:
     results = [survey(formats=FORMATS, candidates=grid + [TEACHER, SHIPPED_TEACHER], threads=1, runs=runs,
                       min_time_s=min_time, out=ROOT / "runs" / "students-bench", log=print) for _ in range(repeats)]
     result = results[0]
-    result["repeats"] = [{r["key"]: {f: r[f].get("p50_ms") for f in FORMATS} for r in res["rows"]} for res in results]
+    result["repeats"] = [_p50s(res["rows"]) for res in results]
     result["repeat_warnings"] = [res.get("warnings", []) for res in results]
     OUT.mkdir(exist_ok=True)
     result["command"] = (f"python benchmarks/students.py --part latency --runs {runs} --min-time {min_time} "
@@ -50,17 +51,24 @@ def part_latency(runs: int, min_time: float, repeats: int) -> None:
     print(f"wrote {OUT / 'latency.json'}")
 
 
+def _p50s(rows: list[dict]) -> dict[str, dict[str, float | None]]:
+    """Candidate key → format → p50 ms (None where the format has no number) of one survey run."""
+    return {r["key"]: {f: r[f].get("p50_ms") for f in FORMATS} for r in rows}
+
+
 def _ratios(lat: dict, teacher_key: str, key: str) -> list[float]:
     """Teacher ORT fp32 p50 ÷ student ORT INT8 p50, once per interleaved run (each ratio within one run)."""
-    reps = lat.get("repeats") or [{r["key"]: {f: r[f].get("p50_ms") for f in FORMATS} for r in lat["rows"]}]
-    return [rep[teacher_key]["onnx"] / rep[key]["onnx-int8"] for rep in reps
+    return [rep[teacher_key]["onnx"] / rep[key]["onnx-int8"] for rep in lat.get("repeats") or [_p50s(lat["rows"])]
             if rep[teacher_key]["onnx"] and rep[key]["onnx-int8"]]
+
+
+def _median_ratio(lat: dict, teacher_key: str, key: str) -> float:
+    v = _ratios(lat, teacher_key, key)
+    return statistics.median(v) if v else float("nan")
 
 
 def _ratio_text(lat: dict, teacher_key: str, key: str) -> str:
     """'11.7× (11.6–11.9, 3 runs)': the median ratio with its range over the interleaved runs."""
-    import statistics
-
     v = _ratios(lat, teacher_key, key)
     if not v:
         return "—"
@@ -157,13 +165,12 @@ def _accuracies(rows: list[dict]) -> dict[str, dict]:
     families), kept in students/accuracy.json so that the front survives the runs/ folder of the machine that trained
     them. Runs found under RUNS are matched to the latency rows by (params, MACs) and merged in; a seed already recorded
     keeps its first value, and a run here that differs from it is reported."""
-    import platform
+    from edgekd.utils.system import cpu_model
 
     path = OUT / "accuracy.json"
     store: dict[str, dict] = json.loads(path.read_text()) if path.exists() else {}
     by_shape = {(r["params"], r["macs"]): r["key"] for r in rows if not r["family"].startswith("teacher")}
-    cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
-                if ln.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else platform.processor()
+    cpu = cpu_model()
     for family in ("ablation", "students"):
         for rep_path in sorted((RUNS / family).glob("kd_*_seed*/report.json")):
             if "-ig" in rep_path.parent.name or "-at" in rep_path.parent.name:
@@ -195,10 +202,7 @@ def part_report() -> None:
     paper = next(r for r in rows if r.get("paper_student"))
     paper_acc = acc[paper["key"]]
     def ratio(e: dict) -> float:  # median over the interleaved runs of teacher ORT fp32 ÷ student ORT INT8
-        import statistics
-
-        v = _ratios(lat, teacher["key"], e["key"])
-        return statistics.median(v) if v else float("nan")
+        return _median_ratio(lat, teacher["key"], e["key"])
     table, points = [], []
     for r in rows:
         a = acc.get(r["key"])
@@ -303,11 +307,13 @@ def part_report() -> None:
               f"but {base['macs'] / teacher['macs'] * 100:.0f} % of its MACs; halving the resolution from stage 2 "
               f"(`stage2_stride=2`) keeps every parameter and cuts ONNX INT8 latency "
               f"{base['onnx-int8']['p50_ms'] / half_res['onnx-int8']['p50_ms']:.1f}× "
-              f"(and {base['summary'].mean - half_res['summary'].mean:.1f} pp of accuracy at this budget). ONNX Runtime's INT8 kernels barely speed up the narrowest "
+              f"(and {base['summary'].mean - half_res['summary'].mean:.1f} pp of accuracy at this budget). "
+              "ONNX Runtime's INT8 kernels barely speed up the narrowest "
               "ResNets (width 8 ≈ width 16 in ms), LiteRT's XNNPACK does; the right format depends on the candidate, "
               "which is why the budget names one.",
               f"- Latencies are {n_runs} interleaved run(s) in a row on a 2-core cloud CPU (cells: the first run's p50 "
-              "with p90 beside it and N calls; ratios: median and range over the runs); absolute numbers do not transfer to a Pi — bench the candidates there (`edgekd students "
+              "with p90 beside it and N calls; ratios: median and range over the runs); absolute numbers do not "
+              "transfer to a Pi — bench the candidates there (`edgekd students "
               "--export-only`, `edgekd bench`, `--latency-table`).", ""]
     lines += ["## Every candidate (latency only)", "",
               "| candidate | family | params | M MACs | ONNX fp32 ms | ONNX INT8 ms | INT8 KiB | TFLite INT8 ms |",
