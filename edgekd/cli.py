@@ -85,8 +85,10 @@ def _opt(name: str, text: str):
 @app.command()
 def compress(
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="TOML file with run settings (flags override it)"),
-    preset: str = typer.Option("quick", help="quick (CPU, minutes) | paper (the paper's 100-epoch recipe, for a GPU); "
-                                             "a preset named in the TOML file applies unless this flag is given"),
+    preset: str = typer.Option("quick", help="quick (CPU, minutes, short-budget students) | cpu (CIFAR-10 students "
+                                             "trained to convergence in under half an hour on 2 cores) | paper (the "
+                                             "paper's 100-epoch recipe, for a GPU); a preset named in the TOML file "
+                                             "applies unless this flag is given"),
     data: Optional[str] = _opt("data", "digits (bundled), cifar10 / cifar100 (download), or a path: ImageFolder dir/"
                                        ".zip/.tar.gz (train/ [val/] [test/] or flat <class>/), .csv of path,label, .npz"),
     image_size: Optional[int] = _opt("image_size", "resize every image to N×N (0 = keep their size)"),
@@ -103,6 +105,11 @@ def compress(
     cf: Optional[float] = _opt("cf", "the paper's truncated student: compression factor 2.19, 4.12, 7.29, … 1121.71"),
     method: Optional[str] = _opt("method", "student | losses and ig joined by + (kd, at, dist, dkd, ig), e.g. kd+ig+at"),
     epochs: Optional[int] = _opt("epochs", "student epochs"),
+    recipe: Optional[str] = _opt("recipe", "student recipe: plain (--lr, --batch-size, Adam/cosine) | fast (airbench's "
+                                           "optimiser, schedule, batch and augmentation; --lr is not used)"),
+    alpha: Optional[float] = _opt("alpha", "KD weight; CE gets 1 − alpha"),
+    temperature: Optional[float] = _opt("temperature", "KD temperature"),
+    mix: Optional[str] = _opt("mix", "input mixing: none | mixup | cutmix (the teacher scores the mixed images)"),
     teacher_epochs: Optional[int] = _opt("teacher_epochs", "teacher epochs (when training one)"),
     ig_steps: Optional[int] = _opt("ig_steps", "Integrated-Gradients steps"),
     train_subset: Optional[int] = _opt("train_subset", "train on a stratified subset of this many images (0 = all)"),
@@ -143,7 +150,8 @@ def compress(
                    teacher_kwargs=parse_kwargs(teacher_kwargs, "--teacher-kwargs") if teacher_kwargs else None,
                    student_arch=student_arch,
                    student_kwargs=parse_kwargs(student_kwargs, "--student-kwargs") if student_kwargs else None,
-                   cf=cf, method=method, epochs=epochs, teacher_epochs=teacher_epochs, ig_steps=ig_steps,
+                   cf=cf, method=method, epochs=epochs, recipe=recipe, alpha=alpha, temperature=temperature, mix=mix,
+                   teacher_epochs=teacher_epochs, ig_steps=ig_steps,
                    train_subset=train_subset, lr=lr, batch_size=batch_size, amp=amp, seed=seed, out=out, device=device,
                    threads=threads,
                    export=export, formats=formats, name=name, verbose=verbose or None,

@@ -47,6 +47,13 @@ def test_families_match_published_sizes():
     assert wide(torch.zeros(1, 3, 96, 96)).shape == (1, 10)  # large inputs with ImageNet strides
     a = create_model("airbench")
     assert a(torch.zeros(2, 3, 32, 32)).shape == (2, 10) and a(torch.zeros(1, 3, 64, 64)).shape == (1, 10)
+    # the converging CPU students: ResNet-32 0.47 M; airbench93's widths 64/128/128 ≈ 0.57 M and 54 M MACs;
+    # the cpu preset's airbench ×0.5 is airbench(width_mult=0.5), layer for layer
+    assert round(count_params(create_model("resnet32")) / 1e6, 2) == 0.47
+    a93 = create_model("airbench93")
+    assert count_params(a93) == 569_656 and round(count_macs(a93) / 1e6) == 54
+    half, scaled = create_model("airbench_x0_5"), create_model("airbench", width_mult=0.5)
+    assert half.config == scaled.config and count_params(half) == 498_104
 
 
 def test_width_scaled_student_trades_compute():

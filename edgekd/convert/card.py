@@ -52,6 +52,7 @@ def render_markdown(card: dict) -> str:
         lines += ["## Training", "", f"- method: {training.get('method')}, seed {training.get('seed')}",
                   f"- hyperparameters: {training.get('hyperparameters')}",
                   f"- teacher: {training.get('teacher')}", ""]
+    lines += _cost_lines(card.get("cost"))
     ref = card.get("reference", {})
     gate = card.get("gate", {})
     lines += ["## Formats", "",
@@ -84,6 +85,20 @@ def render_markdown(card: dict) -> str:
     if card.get("command"):
         lines += ["## Produced by", "", f"`{card['command']}`", ""]
     return "\n".join(lines)
+
+
+STAGES = {"data_s": "data", "teacher_s": "teacher", "ig_s": "IG maps", "student_s": "student training",
+          "export_s": "export and gate", "total_s": "total"}
+
+
+def _cost_lines(cost: dict | None) -> list[str]:
+    """Wall time of each stage of the run that made the model, and where it ran."""
+    if not cost or not cost.get("wall_s"):
+        return []
+    wall = cost["wall_s"]
+    cells = [f"{label} {wall[k] / 60:.1f} min" for k, label in STAGES.items() if isinstance(wall.get(k), (int, float))]
+    return ["## Cost", "", f"Wall time on {cost.get('machine') or 'an unrecorded CPU'} ({cost.get('cores')} cores, "
+            f"{cost.get('device')}): " + ", ".join(cells) + ".", ""]
 
 
 def _latency_lines(lat: dict | None) -> list[str]:

@@ -60,6 +60,9 @@ def _run_card(report: dict, name: str) -> dict:
                      "hyperparameters": report["hyperparameters"],
                      "teacher": {k: t.get(k) for k in ("arch", "params", "macs", "val_acc", "test_acc", "source")} if t else None,
                      "val_acc": s["val_acc"], "test_acc": s["test_acc"]},
+        "cost": {"wall_s": {k: v for k, v in report.get("timings", {}).items()},
+                 "machine": report.get("machine", {}).get("cpu"), "cores": report.get("machine", {}).get("cores"),
+                 "device": report.get("device")},
     }
 
 
@@ -82,6 +85,16 @@ def export_run(out: Path, report: dict, data, splits, cfg, model, log=print) -> 
     return {"dir": str(out_dir), "gate_passed": card["gate"]["passed"],
             "formats": {k: {kk: v.get(kk) for kk in ("status", "bytes", "test_acc", "drop_pp", "gate", "error")}
                         for k, v in card["formats"].items()}}
+
+
+def record_cost(export_dir: Path, timings: dict) -> None:
+    """Add the export stage's own wall time (known only once it has finished) to the card it wrote."""
+    from edgekd.convert.card import write_card
+    from edgekd.utils.io import read_json
+
+    card = read_json(export_dir / "card.json")
+    card.setdefault("cost", {})["wall_s"] = dict(timings)
+    write_card(export_dir, card)
 
 
 def export_file(model_path: str | Path, data: str | None = None, arch: str | None = None, arch_kwargs: dict | None = None,

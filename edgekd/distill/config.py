@@ -73,6 +73,9 @@ class CompressConfig:
     proxy_epochs: int = 2
     proxy_train_subset: int = 2000
     # training
+    recipe: str = "plain"  # plain (the settings below) | fast (airbench's recipe, its batch, lr and schedule)
+    mix: str = "none"  # none | mixup | cutmix: input mixing; with KD the teacher scores the mixed images
+    mix_alpha: float = 1.0
     epochs: int = 5
     batch_size: int = 64
     lr: float = 1e-3
@@ -81,7 +84,9 @@ class CompressConfig:
     weight_decay: float = 0.0
     amp: str = "off"  # off | bf16 | auto (bf16 where the CPU has AVX-512-BF16/AMX, or on a GPU)
     ig_p: float = 0.1
-    ig_steps: int = 50
+    ig_steps: int = 50  # 0 = the fewest steps whose completeness error on validation images is within ig_tolerance
+    ig_tolerance: float = 0.05
+    ig_amp: str = "off"  # off | bf16 | auto: the teacher's IG forward/backward under bf16 autocast
     ig_internal_batch: int = 64
     precise_bn_images: int = 2048  # BN statistics recomputed on this many training images before each validation
     seed: int = 0
@@ -114,6 +119,15 @@ PRESETS: dict[str, dict[str, Any]] = {
         teacher_arch="airbench", teacher_recipe="auto", teacher_epochs=8, epochs=6, ig_steps=8, train_subset=5000,
         teacher_subset=0, batch_size=64, lr=2e-3, teacher_lr=2e-3, amp="auto", precise_bn_images=1024,
     ),
+    # CPU, under half an hour on 2 cores for CIFAR-10 (benchmarks/students_converged.md): every training
+    # image, airbench's recipe for the student, KD as function matching (the teacher scores the very
+    # augmented batch the student sees) from the shipped teacher, IG with the step count chosen by
+    # IG's completeness error, an airbench ×0.5 student (0.5 M parameters, ≥ 6× the teacher's speed).
+    "cpu": dict(
+        teacher_arch="airbench", teacher_recipe="auto", teacher_epochs=12, recipe="fast", epochs=16,
+        student_arch="airbench_x0_5", method="kd+ig", alpha=0.5, temperature=2.0,
+        label_smoothing=0.2, ig_steps=0, ig_tolerance=0.1, ig_amp="auto", train_subset=0, amp="auto", precise_bn_images=0,
+    ),
     # The paper's recipe (arXiv 2506.14440): 100 epochs, Adam 1e-3, batch 64, IG 50 steps. For a GPU.
     "paper": dict(
         teacher_arch="mobilenetv2_cifar", teacher_recipe="plain", teacher_epochs=200, teacher_lr=0.1,
@@ -125,20 +139,21 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 CHOICES = {
     "optimizer": ("adam", "sgd"), "teacher_optimizer": ("adam", "sgd"),
-    "schedule": ("cosine", "constant", "triangle"), "amp": ("off", "bf16", "auto"),
-    "teacher_recipe": ("auto", "plain", "fast"), "preset": tuple(PRESETS),
+    "schedule": ("cosine", "constant", "triangle"), "amp": ("off", "bf16", "auto"), "ig_amp": ("off", "bf16", "auto"),
+    "teacher_recipe": ("auto", "plain", "fast"), "preset": tuple(PRESETS), "recipe": ("plain", "fast"),
+    "mix": ("none", "mixup", "cutmix"),
     "latency_format": ("onnx-int8", "tflite-int8", "onnx", "tflite"),
 }
 # (minimum, maximum, minimum is exclusive)
 RANGES = {
     "epochs": (1, None, False), "teacher_epochs": (1, None, False), "batch_size": (1, None, False),
-    "ig_steps": (1, None, False), "ig_internal_batch": (1, None, False), "calib_images": (1, None, False),
+    "ig_steps": (0, None, False), "ig_tolerance": (0, None, True), "ig_internal_batch": (1, None, False), "calib_images": (1, None, False),
     "lr": (0, None, True), "teacher_lr": (0, None, True), "weight_decay": (0, None, False),
     "teacher_weight_decay": (0, None, False), "val_fraction": (0, 1, True), "train_fraction": (0, 1, True),
     "ig_p": (0, 1, False), "alpha": (0, 1, False), "temperature": (0, None, True), "gamma": (0, None, False),
     "label_smoothing": (0, 1, False), "cf": (1, None, False), "early_width": (0, None, True),
     "train_subset": (0, None, False), "teacher_subset": (0, None, False), "precise_bn_images": (0, None, False),
-    "val_subset": (0, None, False),
+    "val_subset": (0, None, False), "mix_alpha": (0, None, True),
     "threads": (0, None, False), "gate_pp": (0, None, False), "image_size": (0, None, False),
     "subset_seed": (-1, None, False), "split_seed": (0, None, False), "seed": (0, None, False),
     "fraction_seed": (0, None, False), "dist_timeout_s": (0, None, True),

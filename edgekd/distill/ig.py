@@ -49,15 +49,56 @@ class IGSettings:
     internal_batch_size: int = 64  # without it captum holds batch × n_steps images at once (24 GB OOM seen)
     batch_size: int = 32  # images per chunk
     method: str = "gausslegendre"
+    amp: str = "off"  # off | bf16: the teacher's forward and backward under bf16 autocast (inputs stay float32)
+
+
+def _attribute(model: nn.Module, x_norm: torch.Tensor, labels: torch.Tensor, settings: IGSettings,
+               convergence_delta: bool = False):
+    captum_attr = require("captum.attr", extra="train", package="captum")
+    ig = captum_attr.IntegratedGradients(model)
+    x_norm = x_norm.contiguous(memory_format=torch.channels_last)
+    with torch.autocast(x_norm.device.type, dtype=torch.bfloat16, enabled=settings.amp == "bf16"):
+        return ig.attribute(x_norm, baselines=torch.zeros_like(x_norm), target=labels, n_steps=settings.n_steps,
+                            method=settings.method, internal_batch_size=settings.internal_batch_size,
+                            return_convergence_delta=convergence_delta)
 
 
 def integrated_gradients(model: nn.Module, x_norm: torch.Tensor, labels: torch.Tensor, settings: IGSettings) -> torch.Tensor:
     """Σ_rgb |IG(x)| for the given labels, zero baseline in normalised space → (B, H, W)."""
-    captum_attr = require("captum.attr", extra="train", package="captum")
-    ig = captum_attr.IntegratedGradients(model)
-    attr = ig.attribute(x_norm, baselines=torch.zeros_like(x_norm), target=labels, n_steps=settings.n_steps,
-                        method=settings.method, internal_batch_size=settings.internal_batch_size)
-    return attr.abs().sum(1)
+    return _attribute(model, x_norm, labels, settings).float().abs().sum(1)
+
+
+@torch.no_grad()
+def _target_gap(model: nn.Module, x_norm: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    rows = torch.arange(len(labels))
+    return model(x_norm)[rows, labels].float() - model(torch.zeros_like(x_norm))[rows, labels].float()
+
+
+def completeness_error(model: nn.Module, x_norm: torch.Tensor, labels: torch.Tensor, settings: IGSettings) -> np.ndarray:
+    """Per image |Σ IG − (F(x) − F(baseline))| / |F(x) − F(baseline)| for the target class, in fp32 logits.
+
+    IG's completeness axiom makes this 0 for the exact integral; the gap is the quadrature's error,
+    so it says how many steps a teacher needs (Sundararajan et al., 2017)."""
+    attr = _attribute(model, x_norm, labels, settings).float()
+    gap = _target_gap(model, x_norm, labels)
+    total = attr.flatten(1).sum(1)
+    return ((total - gap).abs() / gap.abs().clamp_min(1e-6)).cpu().numpy()
+
+
+def choose_steps(model: nn.Module, x_norm: torch.Tensor, labels: torch.Tensor, tolerance: float = 0.05,
+                 candidates: tuple[int, ...] = (4, 8, 16, 32, 50), internal_batch_size: int = 64,
+                 amp: str = "off") -> tuple[int, dict[int, float]]:
+    """The fewest IG steps whose median completeness error on these (validation) images is within ``tolerance``.
+
+    Returns the choice and the median error of every candidate tried (the most steps if none is within it)."""
+    model = model.eval()
+    errors = {}
+    for n in sorted(candidates):
+        settings = IGSettings(n_steps=n, internal_batch_size=internal_batch_size, amp=amp)
+        errors[n] = float(np.median(completeness_error(model, x_norm, labels, settings)))
+        if errors[n] <= tolerance:
+            return n, errors
+    return max(candidates), errors
 
 
 def _rebuild_hint(directory: Path) -> str:
@@ -105,7 +146,7 @@ class IGCache:
         got = self.manifest()
         if got is None:
             return
-        for key in ("version", "teacher_sha256", "data_sha256", "n_steps", "count", "shape", "chunk"):
+        for key in ("version", "teacher_sha256", "data_sha256", "n_steps", "amp", "count", "shape", "chunk"):
             if got.get(key) != expected.get(key):
                 raise EdgekdError(
                     f"IG cache {self.dir} was made for a different {key.replace('_sha256', '')} "
@@ -184,6 +225,7 @@ def precompute_ig(
     show_progress: bool = True,
     rank: int = 0,
     world: int = 1,
+    extra: dict | None = None,
 ) -> IGCache:
     """Compute (or finish computing) the IG maps of ``images[indices]`` into ``cache_dir``.
 
@@ -200,6 +242,7 @@ def precompute_ig(
         "data_sha256": data_fingerprint(images, labels, indices),
         "indices_sha256": hashlib.sha256(np.ascontiguousarray(indices).data).hexdigest(),
         "n_steps": settings.n_steps,
+        **({"amp": settings.amp} if settings.amp != "off" else {}),  # caches made in fp32 before this existed stay valid
         "method": settings.method,
         "baseline": "zeros (normalised space)",
         "target": "true label",
@@ -222,7 +265,8 @@ def precompute_ig(
             preallocated_memmap(cache.dir / "scales.npy", np.float32, (n,)).flush()
             np.save(cache.dir / "done.npy", np.zeros(n_chunks, dtype=bool))
             np.save(cache.dir / "digests.npy", np.zeros((n_chunks, 32), dtype=np.uint8))
-            write_json(cache.dir / "manifest.json", {**expected, "created": time.strftime("%Y-%m-%dT%H:%M:%S")})
+            write_json(cache.dir / "manifest.json", {**expected, **(extra or {}),
+                                                     "created": time.strftime("%Y-%m-%dT%H:%M:%S")})
     if world > 1:
         _wait_for(cache.dir / "manifest.json")
     cache._verified_arrays()  # the cheap whole-file checks before anything is written into it
@@ -231,7 +275,7 @@ def precompute_ig(
     todo = [c for c in np.flatnonzero(~np.asarray(done)) if c % world == rank]
     if not todo:
         return cache
-    teacher = teacher.to(device).eval()
+    teacher = teacher.to(device, memory_format=torch.channels_last).eval()
     started = time.perf_counter()
     progress = Progress(TextColumn("IG maps"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
                         TimeRemainingColumn(), disable=not show_progress)

@@ -35,6 +35,9 @@ class LossInputs:
     teacher_logits: torch.Tensor | None = None
     student_feats: list[torch.Tensor] = field(default_factory=list)
     teacher_feats: list[torch.Tensor] = field(default_factory=list)
+    # input mixing (mixup / cutmix): each image's second label and the weight of the first
+    mixed_labels: torch.Tensor | None = None
+    mix_weight: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -67,7 +70,12 @@ def get_loss(name: str) -> LossEntry:
 
 @register_loss("ce", needs_teacher=False, params=("label_smoothing",))
 def ce_loss(x: LossInputs, label_smoothing: float = 0.0) -> torch.Tensor:
-    return F.cross_entropy(x.student_logits.float(), x.labels, label_smoothing=label_smoothing)
+    logits = x.student_logits.float()
+    loss = F.cross_entropy(logits, x.labels, label_smoothing=label_smoothing)
+    if x.mixed_labels is None:
+        return loss
+    return x.mix_weight * loss + (1 - x.mix_weight) * F.cross_entropy(logits, x.mixed_labels,
+                                                                       label_smoothing=label_smoothing)
 
 
 def kd_div(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:

@@ -24,9 +24,9 @@ from edgekd.data import Dataset, load_dataset, stratified_split, stratified_subs
 from edgekd.distill.config import CompressConfig, input_normalisation, loss_config, parse_method, resolve_config
 from edgekd.distill.distributed import barrier, device_for
 from edgekd.distill.distributed import setup as setup_dist
-from edgekd.distill.ig import IGSettings, model_fingerprint, precompute_ig
-from edgekd.distill.recipes import teacher_train_config
-from edgekd.distill.trainer import TrainConfig, evaluate, pick_device, train
+from edgekd.distill.ig import IGCache, IGSettings, model_fingerprint, precompute_ig
+from edgekd.distill.recipes import student_train_config, teacher_train_config
+from edgekd.distill.trainer import evaluate, pick_device, train
 from edgekd.errors import EdgekdError
 from edgekd.models.complexity import count_macs, count_params
 from edgekd.models.features import auto_pairs, check_pairs
@@ -248,12 +248,6 @@ def attention_pairs(cfg: CompressConfig, student: nn.Module, teacher: nn.Module,
     return check_pairs(student, teacher, cfg.at_pairs, shape)
 
 
-def student_train_config(cfg: CompressConfig) -> TrainConfig:
-    return TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, optimizer=cfg.optimizer,
-                       weight_decay=cfg.weight_decay, schedule=cfg.schedule, seed=cfg.seed, ig_p=cfg.ig_p,
-                       loss=loss_config(cfg), precise_bn_images=cfg.precise_bn_images, amp=cfg.amp, sync_bn=cfg.sync_bn)
-
-
 def model_summary(model: nn.Module, shape) -> dict:
     return {"params": count_params(model), "macs": count_macs(model, shape)}
 
@@ -338,28 +332,18 @@ def _compress(cfg, out: Path, show_progress, log, teacher_module, student_module
     ig_maps, ig_info = None, None
     if "ig" in parts:
         t = time.perf_counter()
-        settings = IGSettings(n_steps=cfg.ig_steps, internal_batch_size=cfg.ig_internal_batch)
-        # Maps for the whole training pool: Monte Carlo draws (train_fraction < 1) share one cache.
-        cache = precompute_ig(teacher, data.train.images, data.train.labels, splits.pool, out / "ig-cache",
-                              data.mean, data.std, settings, device=str(device), show_progress=show_progress,
-                              rank=dist.rank, world=dist.world)
-        barrier(dist, "computing IG maps")
-        cached_idx, maps = cache.load()
-        if not np.array_equal(cached_idx, splits.pool):  # guarded by the manifest; a cheap second check
-            raise EdgekdError(f"IG cache {cache.dir} indexes other images", f"delete {cache.dir} to recompute it")
-        rows = np.searchsorted(cached_idx, splits.train)
-        ig_maps = maps if len(rows) == len(cached_idx) else _Rows(maps, rows)
-        manifest = cache.manifest()
+        ig_maps, ig_info = get_ig_maps(cfg, teacher, data, splits, out, device, show_progress, dist)
         timings["ig_s"] = round(time.perf_counter() - t, 2)
-        ig_info = {"n_steps": cfg.ig_steps, "images": int(len(splits.train)), "cache": str(cache.dir),
-                   "images_per_second": manifest.get("images_per_second"), "p": cfg.ig_p}
-        log(f"IG maps: {len(splits.pool)} images, {cfg.ig_steps} steps ({ig_info['images_per_second']} img/s)")
+        chosen = f" (chosen: {ig_info['chosen_by']})" if "chosen_by" in ig_info else ""
+        log(f"IG maps: {len(splits.pool)} images, {ig_info['n_steps']} steps{chosen} "
+            f"({ig_info['images_per_second']} img/s)")
 
     pairs = attention_pairs(cfg, student.model, teacher, data) if losses.needs_features else None
     if pairs:
         log("attention transfer pairs (student ↔ teacher): " + ", ".join(f"{s} ↔ {t}" for s, t in pairs))
     t = time.perf_counter()
-    result = train(student.model, train_set, splits.val_set, data.mean, data.std, student_train_config(cfg),
+    train_cfg = student_train_config(cfg, len(train_set))
+    result = train(student.model, train_set, splits.val_set, data.mean, data.std, train_cfg,
                    teacher=teacher if losses.needs_teacher else None, ig_maps=ig_maps, at_pairs=pairs,
                    checkpoint=out / "student.ckpt", device=device, progress_label=f"student ({cfg.method})",
                    show_progress=show_progress)
@@ -384,9 +368,13 @@ def _compress(cfg, out: Path, show_progress, log, teacher_module, student_module
         "student": {"arch": student.arch, "kwargs": student.kwargs, "config": dict(getattr(s_model, "config", {}) or {}),
                     **s_sum, "val_acc": result.best_val_acc, "best_epoch": result.best_epoch, "test_acc": student_test,
                     "history": result.history},
-        "hyperparameters": {k: getattr(cfg, k) for k in ("epochs", "batch_size", "lr", "optimizer", "schedule",
-                                                          "weight_decay", "alpha", "temperature", "gamma", "ig_p",
-                                                          "ig_steps", "cf", "early_width", "amp", "loss_weights")},
+        # what the student was trained with (the fast recipe sets its own batch, lr and schedule)
+        "hyperparameters": {"recipe": cfg.recipe,
+                            **{k: getattr(train_cfg, k) for k in ("epochs", "batch_size", "lr", "optimizer", "schedule",
+                                                                  "weight_decay", "mix")},
+                            **{k: getattr(cfg, k) for k in ("alpha", "temperature", "gamma", "label_smoothing", "ig_p",
+                                                            "cf", "early_width", "amp", "loss_weights")},
+                            "ig_steps": ig_info["n_steps"] if ig_info else cfg.ig_steps},
         "attention_pairs": pairs,
         "seed": cfg.seed,
         "distributed": {**dist.describe(), "global_batch": cfg.batch_size,
@@ -426,7 +414,61 @@ def _compress(cfg, out: Path, show_progress, log, teacher_module, student_module
         timings["export_s"] = round(time.perf_counter() - t, 2)
         timings["total_s"] = round(time.perf_counter() - t_start, 2)
         write_json(out / "report.json", report)
+        if report["export"].get("dir"):
+            from edgekd.convert.pipeline import record_cost
+
+            record_cost(Path(report["export"]["dir"]), timings)
     return report
+
+
+def ig_steps_for(cfg: CompressConfig, teacher: nn.Module, splits: Splits, data: Dataset, device) -> tuple[int, dict]:
+    """``cfg.ig_steps``, or with 0 the fewest steps whose completeness error on 64 validation images is within
+    ``ig_tolerance`` (IG's quadrature error; the paper's 50 steps are far more than a CIFAR teacher needs)."""
+    if cfg.ig_steps:
+        return cfg.ig_steps, {}
+    from edgekd.data.transforms import normalize, to_float
+    from edgekd.distill.ig import choose_steps
+    from edgekd.distill.trainer import pick_amp
+
+    val = splits.val_set
+    pick = np.sort(np.random.default_rng(cfg.split_seed).permutation(len(val))[:64])
+    x = normalize(to_float(torch.from_numpy(np.ascontiguousarray(val.images[pick]))), data.mean, data.std).to(device)
+    y = torch.from_numpy(val.labels[pick]).to(device)
+    steps, errors = choose_steps(teacher, x, y, cfg.ig_tolerance, internal_batch_size=cfg.ig_internal_batch,
+                                 amp=pick_amp(cfg.ig_amp, torch.device(device)))
+    return steps, {"chosen_by": f"completeness error ≤ {cfg.ig_tolerance} on {len(pick)} validation images (median)",
+                   "completeness_median": errors}
+
+
+def get_ig_maps(cfg: CompressConfig, teacher: nn.Module, data: Dataset, splits: Splits, out: Path, device,
+                show_progress: bool, dist) -> tuple[object, dict]:
+    """The teacher's IG maps of the student's training images (computed once into OUT/ig-cache) and what they cost."""
+    from edgekd.distill.trainer import pick_amp
+
+    cached = IGCache(out / "ig-cache").manifest()
+    choice = {}
+    if cfg.ig_steps == 0 and cached and cached.get("chosen_steps", {}).get("tolerance") == cfg.ig_tolerance:
+        steps = cached["n_steps"]  # a resumed run keeps the step count it chose
+        choice = cached["chosen_steps"]["choice"]
+    else:
+        steps, choice = ig_steps_for(cfg, teacher, splits, data, device)
+    amp = pick_amp(cfg.ig_amp, torch.device(device))
+    settings = IGSettings(n_steps=steps, internal_batch_size=cfg.ig_internal_batch, amp=amp)
+    # Maps for the whole training pool: Monte Carlo draws (train_fraction < 1) share one cache.
+    cache = precompute_ig(teacher, data.train.images, data.train.labels, splits.pool, out / "ig-cache",
+                          data.mean, data.std, settings, device=str(device), show_progress=show_progress,
+                          rank=dist.rank, world=dist.world,
+                          extra={"chosen_steps": {"tolerance": cfg.ig_tolerance, "choice": choice}} if choice else None)
+    barrier(dist, "computing IG maps")
+    cached_idx, maps = cache.load()
+    if not np.array_equal(cached_idx, splits.pool):  # guarded by the manifest; a cheap second check
+        raise EdgekdError(f"IG cache {cache.dir} indexes other images", f"delete {cache.dir} to recompute it")
+    rows = np.searchsorted(cached_idx, splits.train)
+    ig_maps = maps if len(rows) == len(cached_idx) else _Rows(maps, rows)
+    manifest = cache.manifest()
+    info = {"n_steps": steps, "amp": amp, "images": int(len(splits.train)), "cache": str(cache.dir),
+            "images_per_second": manifest.get("images_per_second"), "p": cfg.ig_p, **choice}
+    return ig_maps, info
 
 
 class _Rows:

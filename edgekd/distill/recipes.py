@@ -1,4 +1,4 @@
-"""Teacher training recipes: how the teacher stage turns settings into a :class:`TrainConfig`.
+"""Training recipes: how the teacher and student stages turn settings into a :class:`TrainConfig`.
 
 ``plain`` is the generic one (``teacher_epochs``, ``teacher_lr``, ``teacher_optimizer``,
 cosine schedule). ``fast`` is Keller Jordan's airbench94 recipe (arXiv 2404.00498) written
@@ -7,9 +7,15 @@ weight decay of 11.5 and 0.0153 per 1024 examples, BatchNorm shifts learning 64�
 label smoothing 0.2, a triangular schedule (0.2 → 1 at 23 % → 0.07), lookahead every five
 steps, alternating flips and ±2 px reflect-padded translations, the whitening bias
 trained for three epochs. It is meant for the ``airbench`` network.
+
+Students take the same two recipes (``recipe``): ``fast`` keeps airbench's optimiser,
+schedule and augmentation and swaps in the method's losses, so KD is function matching: the
+teacher scores the very crop, flip, IG overlay and mix the student sees, every step.
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 from edgekd.distill.losses import LossConfig
 from edgekd.distill.trainer import TrainConfig
@@ -46,11 +52,23 @@ def fast_batch_size(n_images: int) -> int:
 def teacher_train_config(cfg, n_images: int) -> TrainConfig:
     """The teacher stage's TrainConfig from a CompressConfig and the number of training images."""
     if cfg.teacher_recipe == "fast" or (cfg.teacher_recipe == "auto" and cfg.teacher_arch == "airbench"):
-        from dataclasses import replace
-
         return replace(fast_recipe(cfg.teacher_epochs, fast_batch_size(n_images), seed=cfg.seed, amp=cfg.amp),
                        sync_bn=cfg.sync_bn)
     return TrainConfig(epochs=cfg.teacher_epochs, batch_size=cfg.batch_size, lr=cfg.teacher_lr,
                        optimizer=cfg.teacher_optimizer, weight_decay=cfg.teacher_weight_decay, schedule="cosine",
                        seed=cfg.seed, amp=cfg.amp, precise_bn_images=cfg.precise_bn_images, sync_bn=cfg.sync_bn,
                        loss=LossConfig(weights={"ce": 1.0}, params={"label_smoothing": cfg.label_smoothing}))
+
+
+def student_train_config(cfg, n_images: int) -> TrainConfig:
+    """The student stage's TrainConfig: the method's losses on the plain or the fast recipe."""
+    from edgekd.distill.config import loss_config
+
+    if cfg.recipe == "fast":
+        return replace(fast_recipe(cfg.epochs, fast_batch_size(n_images), seed=cfg.seed, amp=cfg.amp),
+                       loss=loss_config(cfg), ig_p=cfg.ig_p, mix=cfg.mix, mix_alpha=cfg.mix_alpha,
+                       precise_bn_images=cfg.precise_bn_images, sync_bn=cfg.sync_bn)
+    return TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, optimizer=cfg.optimizer,
+                       weight_decay=cfg.weight_decay, schedule=cfg.schedule, seed=cfg.seed, ig_p=cfg.ig_p,
+                       mix=cfg.mix, mix_alpha=cfg.mix_alpha, loss=loss_config(cfg),
+                       precise_bn_images=cfg.precise_bn_images, amp=cfg.amp, sync_bn=cfg.sync_bn)

@@ -113,3 +113,15 @@ def airbench(num_classes: int = 10, widths: tuple = (64, 256, 256), depth: int =
         raise ValueError(f"width_mult must be > 0, got {width_mult}")
     widths = tuple(max(8, int(round(int(w) * width_mult / 8)) * 8) for w in widths) if width_mult != 1.0 else tuple(widths)
     return AirbenchNet(num_classes, widths, depth, whiten_kernel, scale)
+
+
+@register_model("airbench93", default_cfg={**_CFG, "description": "airbench93's widths 64/128/128 (0.57 M params)"})
+def airbench93(num_classes: int = 10, depth: int = 2, whiten_kernel: int = 2, scale: float = 1 / 9) -> AirbenchNet:
+    """airbench93's network (KellerJordan/cifar10-airbench lib_airbench93): widths 64/128/128."""
+    return AirbenchNet(num_classes, (64, 128, 128), depth, whiten_kernel, scale)
+
+
+@register_model("airbench_x0_5", default_cfg={**_CFG, "description": "airbench ×0.5: widths 32/128/128 (0.50 M params)"})
+def airbench_x0_5(num_classes: int = 10, depth: int = 2, whiten_kernel: int = 2, scale: float = 1 / 9) -> AirbenchNet:
+    """The shipped teacher's network at half width (32/128/128): the cpu preset's student."""
+    return AirbenchNet(num_classes, (32, 128, 128), depth, whiten_kernel, scale)

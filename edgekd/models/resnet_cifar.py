@@ -93,3 +93,9 @@ def resnet8(num_classes: int = 10, width: int = 16, stem_stride: int = 1) -> Cif
 def resnet20(num_classes: int = 10, width: int = 16, stem_stride: int = 1) -> CifarResNet:
     """CIFAR ResNet-20: three basic blocks per stage."""
     return CifarResNet(20, num_classes, width, stem_stride)
+
+
+@register_model("resnet32", default_cfg={**_CFG, "description": "CIFAR ResNet-32 (0.47 M parameters)"})
+def resnet32(num_classes: int = 10, width: int = 16, stem_stride: int = 1) -> CifarResNet:
+    """CIFAR ResNet-32: five basic blocks per stage."""
+    return CifarResNet(32, num_classes, width, stem_stride)

@@ -24,14 +24,19 @@ def collect(family_dir: Path) -> list[dict]:
         try:
             rep = json.loads(report_path.read_text())
             cfg = rep.get("config", {})
-            variant = (cfg.get("notes") or {}).get("variant", "truncated")
-            label = rep["method"] if variant == "truncated" else f"{variant}/{rep['method']}"
+            notes = cfg.get("notes") or {}
+            variant = notes.get("variant", "truncated")
+            # the family's own student: its labels are the bare methods (a competitor's carry its variant)
+            main = bool(notes.get("main", variant == "truncated"))
+            label = rep["method"] if main else f"{variant}/{rep['method']}"
+            truncated = cfg.get("student_arch", "student") == "student"  # the paper's students: its numbers apply
             student = rep["student"]
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise EdgekdError(f"{report_path} is incomplete or damaged ({type(exc).__name__}: {exc})",
                               "delete that run's folder and run the family again to redo it") from None
-        rows.append({"run_id": report_path.parent.name, "method": label, "variant": variant,
-                     "params": student.get("params"), "macs": student.get("macs"), "cf": float(cfg.get("cf", 0)),
+        rows.append({"run_id": report_path.parent.name, "method": label, "variant": variant, "main": main,
+                     "truncated": truncated, "params": student.get("params"), "macs": student.get("macs"),
+                     "cf": float(cfg.get("cf", 0)),
                      "compression_factor": rep.get("compression_factor"), "seed": rep.get("seed"),
                      "split_seed": cfg.get("split_seed"), "subset_seed": cfg.get("subset_seed", -1),
                      "fraction_seed": cfg.get("fraction_seed", 0),
@@ -60,7 +65,8 @@ def analyse(rows: list[dict], baseline: str = BASELINE, metric: str = "test_acc"
         for m in methods:
             mine = {_pair_key(r): r[metric] for r in at_cf if r["method"] == m}
             # The paper's numbers are CIFAR-10 at 4.12×; beside anything else they would mislead.
-            is_reference = abs(cf - 4.12) < 1e-6 and all(r["data"] == "cifar10" for r in at_cf)
+            is_reference = (abs(cf - 4.12) < 1e-6 and all(r["data"] == "cifar10" for r in at_cf)
+                            and all(r.get("truncated", True) for r in at_cf if r["method"] == m))
             params = next((r.get("params") for r in at_cf if r["method"] == m and r.get("params")), None)
             entry = {"cf": cf, "method": m, "params": params, "summary": summarize(list(mine.values())).to_dict(),
                      "reference": REFERENCE_ABLATION.get(m) if is_reference else None, "comparison": None}
@@ -190,8 +196,8 @@ def aggregate(family_dir: str | Path, plots: bool = True) -> dict:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
-    across = analyse_across_cfs([r for r in rows if r["variant"] == "truncated"])
-    competitors = sorted({r["method"] for r in rows if r["variant"] != "truncated"})
+    across = analyse_across_cfs([r for r in rows if r["main"]])
+    competitors = sorted({r["method"] for r in rows if not r["main"]})
     versus = compare_labels(rows, [(m, c) for m in ("kd+ig", "kd") for c in competitors])
     md = (markdown_table(analysis, f"{family_dir.name}: {rows[0]['data']}, {len(rows)} runs") + markdown_across_cfs(across)
           + markdown_comparisons(versus, "The paper's students against students of other shapes, same seeds and data"))

@@ -1,0 +1,304 @@
+"""Students trained to convergence on a CPU: what each minute buys, and what `--preset cpu` ships.
+
+    python benchmarks/students_converged.py --part curve --archs airbench_x0_5 --methods student,kd --epochs 8,16
+    python benchmarks/students_converged.py --part ship --seeds 0,1,2    # the README's CIFAR-10 command, exported
+    python benchmarks/students_converged.py --part latency               # teacher ORT fp32 vs shipped INT8, interleaved
+    python benchmarks/students_converged.py --part teacher-speed         # KD's teacher pass: one batch vs chunks
+    python benchmarks/students_converged.py --part report                # students_converged.md + curve.png
+
+Every run is the product's own command, ``edgekd compress --preset cpu --data D`` (curve runs add
+``--student-arch A --method M --epochs E --no-export``), in its own folder under runs/converged/, so
+an interrupted part resumes where it stopped and a finished run is never repeated. Each finished
+run's report (test accuracy scored once, validation accuracy, the wall time of every stage, the
+CPU) is merged into benchmarks/students_converged/runs.json, which survives the machine.
+Nothing else may run on the machine while a part runs: wall time is part of the result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))
+DATA = ROOT.parent / "shared" / "data" / "cifar10-png.zip"
+OUT = HERE / "students_converged"
+RUNS = ROOT / "runs" / "converged"
+
+
+def _load() -> dict:
+    p = OUT / "runs.json"
+    return json.loads(p.read_text()) if p.exists() else {}
+
+
+def _save(records: dict) -> None:
+    OUT.mkdir(exist_ok=True)
+    (OUT / "runs.json").write_text(json.dumps(records, indent=1, sort_keys=True))
+
+
+def _run(key: str, args: list[str], data: str) -> dict:
+    """One `edgekd compress --preset cpu` run (resumed if interrupted) and the record kept of it."""
+    records = _load()
+    if key in records:
+        print(f"{key}: done before ({records[key]['test_acc']:.2f} %)")
+        return records[key]
+    out = RUNS / key
+    cmd = ["edgekd", "compress", "--preset", "cpu", "--data", data, "--out", str(out), *args]
+    print("$ " + " ".join(cmd), flush=True)
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, cwd=ROOT)
+    wall = time.perf_counter() - t0
+    rep = json.loads((out / "report.json").read_text())
+    s = rep["student"]
+    record = {
+        "command": " ".join(cmd).replace(str(ROOT) + "/", "").replace(str(ROOT.parent) + "/", "../"), "arch": s["arch"], "params": s["params"],
+        "macs": s["macs"], "method": rep["method"], "epochs": rep["hyperparameters"]["epochs"], "seed": rep["seed"],
+        "val_acc": s["val_acc"], "test_acc": s["test_acc"], "best_epoch": s["best_epoch"],
+        "history": [{k: h.get(k) for k in ("epoch", "seconds", "val_acc")} for h in s["history"]],
+        "timings": rep["timings"], "process_wall_s": round(wall, 1), "cpu": rep["machine"]["cpu"],
+        "teacher_test_acc": (rep.get("teacher") or {}).get("test_acc"), "ig": rep.get("ig"),
+        "hyperparameters": rep["hyperparameters"], "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+    if rep.get("export"):
+        fmts = rep["export"]["formats"]
+        record["export"] = {"gate_passed": rep["export"]["gate_passed"], "dir": rep["export"]["dir"],
+                            **{f: fmts[f].get("test_acc") for f in fmts}}
+    records = _load()
+    records[key] = record
+    _save(records)
+    print(f"{key}: test {record['test_acc']:.2f} %, {record['timings']['total_s'] / 60:.1f} min", flush=True)
+    return record
+
+
+def part_curve(archs: list[str], methods: list[str], epochs: list[int], seed: int, data: str) -> None:
+    for arch in archs:
+        for method in methods:
+            for e in epochs:
+                _run(f"{arch}-{method}-e{e}-s{seed}", ["--student-arch", arch, "--method", method, "--epochs", str(e),
+                                                       "--seed", str(seed), "--no-export"], data)
+
+
+def part_ship(seeds: list[int], data: str) -> None:
+    for seed in seeds:
+        _run(f"ship-s{seed}", ["--seed", str(seed)], data)
+
+
+def part_latency(runs: int, min_time: float) -> None:
+    """The shipped teacher in ONNX Runtime fp32 against every shipped student's ONNX INT8 file: one interleaved
+    `edgekd bench` run (one thread, batch 1), so each ratio is taken on the same machine state."""
+    import numpy as np
+
+    from edgekd.bench.harness import run_benchmark
+    from edgekd.bench.report import run_dict
+    from edgekd.convert.export import export_model
+    from edgekd.convert.spec import InputSpec
+    from edgekd.models.sources import load_model
+    from edgekd.models.weights import SHIPPED
+
+    ships = {k: r for k, r in _load().items() if k.startswith("ship-") and r.get("export")}
+    if not ships:
+        raise SystemExit("run --part ship first")
+    teacher_dir = RUNS / "teacher-onnx"
+    if not (teacher_dir / "model.onnx").exists():
+        entry = next(e for e in SHIPPED if e["arch"] == "airbench")
+        teacher = load_model(entry["path"], role="teacher").model.eval()
+        spec = InputSpec(shape=(1, 3, 32, 32), mean=tuple(entry["mean"]), std=tuple(entry["std"]))
+        export_model(teacher, spec, teacher_dir, formats="onnx",
+                     parity_inputs=np.random.default_rng(0).standard_normal((8, 3, 32, 32)).astype(np.float32))
+    files = [str(teacher_dir / "model.onnx"), *(str(ROOT / r["export"]["dir"] / "model.int8.onnx") for r in ships.values())]
+    run = run_dict(run_benchmark(files, threads=1, runs=runs, min_time_s=min_time, progress=print))
+    run["labels"] = ["teacher (shipped airbench) ORT fp32", *(f"{k} ORT INT8" for k in ships)]
+    run["command"] = f"python benchmarks/students_converged.py --part latency --runs {runs} --min-time {min_time}"
+    (OUT / "latency.json").write_text(json.dumps(run, indent=1))
+    print(f"wrote {OUT / 'latency.json'}")
+
+
+def part_teacher_speed(reps: int = 5) -> None:
+    """How fast the trainer's `teacher_logits` scores a 1024-image batch with the shipped teacher (bf16 autocast,
+    channels_last, 2 threads), in one pass and in chunks: KD's extra cost per step."""
+    import numpy as np
+    import torch
+
+    from edgekd.distill.trainer import teacher_logits
+    from edgekd.models.sources import load_model
+    from edgekd.models.weights import SHIPPED
+    from edgekd.utils.system import machine_record
+
+    torch.set_num_threads(2)
+    entry = next(e for e in SHIPPED if e["arch"] == "airbench")
+    teacher = load_model(entry["path"], role="teacher").model.eval().to(memory_format=torch.channels_last)
+    x = torch.randn(1024, 3, 32, 32).contiguous(memory_format=torch.channels_last)
+    rows = []
+    for chunk in (0, 512, 256, 128):
+        def once():
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                teacher_logits(teacher, x, chunk=chunk)
+        once()
+        times = []
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            once()
+            times.append(time.perf_counter() - t0)
+        rows.append({"chunk": chunk or 1024, "images_per_s": round(1024 / float(np.median(times))),
+                     "min": round(1024 / max(times)), "max": round(1024 / min(times)), "n": reps})
+        print(rows[-1], flush=True)
+    OUT.mkdir(exist_ok=True)
+    (OUT / "teacher_speed.json").write_text(json.dumps({"command": "python benchmarks/students_converged.py --part "
+                                                        "teacher-speed", "machine": machine_record(), "rows": rows},
+                                                       indent=1))
+
+
+def _mean_sd(values: list[float]) -> str:
+    if len(values) == 1:
+        return f"{values[0]:.2f}"
+    return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}"
+
+
+def part_report() -> None:
+    records = _load()
+    lines = ["# Students trained to convergence on a CPU", "",
+             "Every row is one `edgekd compress --preset cpu --data ../shared/data/cifar10-png.zip` run (the command "
+             "is in `students_converged/runs.json`), on all 45,000 training images (5,000 held out for validation), "
+             "test set scored once, single view (no test-time augmentation). Wall time is the whole command: data, "
+             "teacher (the shipped airbench, loaded), IG maps, student training, test (and export where shipped), "
+             "2 cores, nothing else running. Reproduce: `python benchmarks/students_converged.py --part curve|ship`, "
+             "then `--part report`.", ""]
+    ships = [r for k, r in records.items() if k.startswith("ship-")]
+    if ships:
+        lines += ["## What `edgekd compress --data cifar10 --preset cpu` ships", "",
+                  "| seed | student | params | M MACs | val % | test % | ONNX INT8 test % | TFLite INT8 test % | "
+                  "IG steps | IG min | student min | total min | CPU |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+        for r in sorted(ships, key=lambda r: r["seed"]):
+            ex, t = r.get("export", {}), r["timings"]
+            lines.append(f"| {r['seed']} | {r['arch']} | {r['params']:,} | {r['macs'] / 1e6:.1f} | {r['val_acc']:.2f} | "
+                         f"{r['test_acc']:.2f} | {ex.get('onnx-int8', float('nan')):.2f} | "
+                         f"{ex.get('tflite-int8', float('nan')):.2f} | {(r.get('ig') or {}).get('n_steps')} | "
+                         f"{t.get('ig_s', 0) / 60:.1f} | {t['student_s'] / 60:.1f} | {t['total_s'] / 60:.1f} | {r['cpu']} |")
+        lines += ["", f"Test accuracy over {len(ships)} seed(s): {_mean_sd([r['test_acc'] for r in ships])} %; "
+                  f"ONNX INT8 {_mean_sd([r['export']['onnx-int8'] for r in ships if r.get('export')])} %.", ""]
+    curve = [r for k, r in records.items() if not k.startswith("ship-")]
+    if curve:
+        lines += ["## Accuracy against wall time", "",
+                  "| student | method | epochs | seed | val % | test % | student training min | total min | CPU |",
+                  "|---|---|---:|---:|---:|---:|---:|---:|---|"]
+        for r in sorted(curve, key=lambda r: (r["arch"], r["method"], r["epochs"], r["seed"])):
+            lines.append(f"| {r['arch']} ({r['params'] / 1e6:.2f} M, {r['macs'] / 1e6:.0f} M MACs) | {r['method']} | "
+                         f"{r['epochs']} | {r['seed']} | {r['val_acc']:.2f} | {r['test_acc']:.2f} | "
+                         f"{r['timings']['student_s'] / 60:.1f} | {r['timings']['total_s'] / 60:.1f} | {r['cpu']} |")
+        _plot(curve, OUT / "curve.png")
+        lines += ["", "![accuracy against wall time](students_converged/curve.png)", ""]
+    lines += _latency_lines() + _teacher_speed_lines() + _reading(records)
+    (HERE / "students_converged.md").write_text("\n".join(lines) + "\n")
+    print(f"wrote {HERE / 'students_converged.md'}")
+
+
+def _latency_lines() -> list[str]:
+    p = OUT / "latency.json"
+    if not p.exists():
+        return []
+    run = json.loads(p.read_text())
+    res = run["results"]
+    teacher = res[0]
+    cpu = run.get("system", {}).get("cpu")
+    lines = ["## Speed against the teacher", "",
+             f"`{run['command']}`: one interleaved `edgekd bench` run, one thread, batch 1, on "
+             f"{cpu.get('model') if isinstance(cpu, dict) else cpu}; p50 (p90) over n calls. The ratio is the goal's: "
+             "teacher ONNX Runtime fp32 ÷ student ONNX Runtime INT8, within this one run.", "",
+             "| file | p50 ms | p90 ms | n | teacher ORT fp32 ÷ this |", "|---|---:|---:|---:|---:|"]
+    for label, r in zip(run["labels"], res):
+        st = r.get("stats") or {}
+        ratio = teacher["stats"]["p50_ms"] / st["p50_ms"] if st.get("p50_ms") else float("nan")
+        lines.append(f"| {label} | {st.get('p50_ms', float('nan')):.3f} | {st.get('p90_ms', float('nan')):.3f} | "
+                     f"{st.get('n', '')} | {ratio:.1f}× |")
+    return lines + [""]
+
+
+def _teacher_speed_lines() -> list[str]:
+    p = OUT / "teacher_speed.json"
+    if not p.exists():
+        return []
+    r = json.loads(p.read_text())
+    lines = ["## KD's cost: the teacher's pass over each batch", "",
+             f"`{r['command']}` on {r['machine']['cpu']}: the shipped teacher scoring a 1,024-image batch through the "
+             "trainer's `teacher_logits` (bf16, channels_last, 2 threads), median of n passes after one warm-up "
+             "(min–max). The trainer scores in chunks of 256 on a CPU: the same logits, less time.", "",
+             "| chunk | images/s | min–max | n |", "|---:|---:|---|---:|"]
+    lines += [f"| {x['chunk']} | {x['images_per_s']} | {x['min']}–{x['max']} | {x['n']} |" for x in r["rows"]]
+    return lines + [""]
+
+
+def _reading(records: dict) -> list[str]:
+    """The goals of `--preset cpu` against what was measured."""
+    ships = [r for k, r in records.items() if k.startswith("ship-")]
+    if not ships:
+        return []
+    acc = [r["test_acc"] for r in ships]
+    wall = [r["timings"]["total_s"] / 60 for r in ships]
+    out = ["## Reading", "",
+           f"- Goal ≥ 93.0 % test, single view: **not met** — {_mean_sd(acc)} % over {len(ships)} seed(s). "
+           f"Goal ≤ 30 min end to end: {'met' if max(wall) <= 30 else 'not met'} ({', '.join(f'{w:.1f}' for w in wall)} "
+           f"min). Goal ≤ 0.6 M parameters: met ({ships[0]['params']:,})."]
+    by = {(r["method"], r["epochs"]): r for r in records.values() if r["arch"] == "airbench_x0_5" and r["seed"] == 0}
+    for e in sorted({e for _, e in by}):
+        pair = [by.get(("student", e)), by.get(("kd", e)), by.get(("kd+ig", e))]
+        cells = [f"{m} {r['test_acc']:.2f} %" for m, r in zip(("labels", "KD", "KD+IG"), pair) if r]
+        if len(cells) > 1:
+            out.append(f"- {e} epochs, seed 0: " + ", ".join(cells) + " (one seed: differences this small are "
+                       "within seed-to-seed spread, not findings).")
+    return out + [""]
+
+
+def _plot(curve: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    groups: dict[tuple, list] = {}
+    for r in curve:
+        groups.setdefault((r["arch"], r["method"]), []).append(r)
+    for (arch, method), rs in sorted(groups.items()):
+        rs.sort(key=lambda r: r["timings"]["total_s"])
+        ax.plot([r["timings"]["total_s"] / 60 for r in rs], [r["test_acc"] for r in rs], "o-", label=f"{arch} {method}")
+    ax.set_xlabel("wall time of the whole command, minutes (2 cores)")
+    ax.set_ylabel("CIFAR-10 test accuracy, % (single view)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--part", choices=["curve", "ship", "latency", "teacher-speed", "report"], required=True)
+    ap.add_argument("--data", default=str(DATA))
+    ap.add_argument("--archs", default="airbench_x0_5")
+    ap.add_argument("--methods", default="student,kd")
+    ap.add_argument("--epochs", default="8,16")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seeds", default="0")
+    ap.add_argument("--runs", type=int, default=200)
+    ap.add_argument("--min-time", type=float, default=2.0)
+    args = ap.parse_args()
+    if args.part == "curve":
+        part_curve(args.archs.split(","), args.methods.split(","), [int(e) for e in args.epochs.split(",")], args.seed,
+                   args.data)
+    elif args.part == "ship":
+        part_ship([int(s) for s in args.seeds.split(",")], args.data)
+    elif args.part == "latency":
+        part_latency(args.runs, args.min_time)
+    elif args.part == "teacher-speed":
+        part_teacher_speed()
+    else:
+        part_report()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,97 @@
+"""The cpu preset's student recipe on a tiny budget: fast recipe, KD as function matching, IG steps chosen
+by completeness, input mixing, and the wall time of every stage in report.json and the card."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from edgekd.distill.config import resolve_config
+from edgekd.distill.ig import IGSettings, choose_steps, completeness_error
+from edgekd.distill.losses import LossInputs, ce_loss
+from edgekd.distill.pipeline import compress
+from edgekd.distill.recipes import student_train_config
+from edgekd.distill.trainer import TrainConfig, mix_batch
+from edgekd.errors import EdgekdError
+from edgekd.models import create_model
+
+
+def test_cpu_preset_end_to_end_on_a_tiny_budget(tmp_path):
+    out = tmp_path / "run"
+    rep = compress(dict(preset="cpu", data="digits", train_subset=300, epochs=2, teacher_epochs=1, threads=1,
+                        out=str(out), formats="onnx", gate_pp=100.0, name="tiny", mix="cutmix"), show_progress=False,
+                   log=lambda _m: None)
+    s, hp = rep["student"], rep["hyperparameters"]
+    assert s["arch"] == "airbench_x0_5" and s["params"] < 600_000
+    # airbench's recipe with the method's losses: SGD, triangular schedule, KD and CE both weighted
+    assert hp["recipe"] == "fast" and hp["optimizer"] == "sgd" and hp["schedule"] == "triangle"
+    assert hp["mix"] == "cutmix" and rep["losses"] == {"ce": 0.5, "kd": 0.5}
+    history = s["history"]
+    assert len(history) == 2 and history[0]["train_kd"] > 0 and history[0]["train_ce"] > 0
+    # IG steps chosen on validation images by completeness, recorded with the errors that chose them
+    ig = rep["ig"]
+    assert ig["n_steps"] in (4, 8, 16, 32, 50) and ig["chosen_by"].startswith("completeness")
+    tolerance = resolve_config("cpu").ig_tolerance
+    errors = {int(k): v for k, v in ig["completeness_median"].items()}
+    assert errors[ig["n_steps"]] <= tolerance or ig["n_steps"] == 50
+    assert all(e > tolerance for n, e in errors.items() if n < ig["n_steps"])
+    # every stage's wall time, in the report and in the card
+    for stage in ("data_s", "teacher_s", "ig_s", "student_s", "export_s", "total_s"):
+        assert rep["timings"][stage] >= 0
+    card = json.loads((out / "export" / "tiny" / "card.json").read_text())
+    assert card["cost"]["wall_s"]["export_s"] == rep["timings"]["export_s"]
+    assert "## Cost" in (out / "export" / "tiny" / "card.md").read_text()
+    # a resumed run keeps the step count it chose and reuses the maps
+    again = compress(dict(preset="cpu", data="digits", train_subset=300, epochs=2, teacher_epochs=1, threads=1,
+                          out=str(out), export=False, mix="cutmix"), show_progress=False, log=lambda _m: None)
+    assert again["ig"]["n_steps"] == ig["n_steps"] and again["student"]["test_acc"] == s["test_acc"]
+
+
+def test_fast_recipe_takes_the_methods_losses():
+    cfg = resolve_config("cpu", overrides={"method": "kd", "alpha": 0.8, "temperature": 1.5, "epochs": 3})
+    tc = student_train_config(cfg, 45_000)
+    assert tc.batch_size == 1024 and tc.lookahead and tc.flip == "alternating" and tc.epochs == 3
+    assert tc.loss.weights == pytest.approx({"ce": 0.2, "kd": 0.8}) and tc.loss.params["temperature"] == 1.5
+    small = student_train_config(cfg, 1_000)
+    assert small.batch_size == 64 and small.lr < tc.lr  # airbench's lr per example, scaled to the batch
+    plain = student_train_config(resolve_config("quick"), 5_000)
+    assert plain.optimizer == "adam" and plain.batch_size == 64
+    with pytest.raises(EdgekdError, match="unknown recipe"):
+        resolve_config("cpu", overrides={"recipe": "slow"})
+    with pytest.raises(EdgekdError, match="unknown mix"):
+        resolve_config("cpu", overrides={"mix": "mosaic"})
+
+
+@pytest.mark.parametrize("kind", ["mixup", "cutmix"])
+def test_mixing_is_reproducible_and_the_labels_follow_the_pixels(kind):
+    x = torch.stack([torch.full((3, 8, 8), float(i)) for i in range(4)])
+    y = torch.arange(4)
+    cfg = TrainConfig(mix=kind, mix_alpha=1.0)
+    a, (y2, lam) = mix_batch(x, y, cfg, torch.Generator().manual_seed(3))
+    b, (_, lam_b) = mix_batch(x, y, cfg, torch.Generator().manual_seed(3))
+    assert torch.equal(a, b) and lam == lam_b and torch.equal(y2, y.flip(0)) and 0 <= lam <= 1
+    # each mixed image is lam of its own pixels and 1 − lam of its partner's, on average
+    assert torch.allclose(a.mean((1, 2, 3)), lam * y.float() + (1 - lam) * y2.float(), atol=1e-5)
+    assert mix_batch(x, y, TrainConfig(), torch.Generator())[1] is None
+
+
+def test_ce_with_mixed_labels():
+    logits = torch.randn(5, 3)
+    y, y2 = torch.tensor([0, 1, 2, 0, 1]), torch.tensor([2, 2, 0, 1, 0])
+    mixed = ce_loss(LossInputs(y, logits, mixed_labels=y2, mix_weight=0.3))
+    expected = 0.3 * torch.nn.functional.cross_entropy(logits, y) + 0.7 * torch.nn.functional.cross_entropy(logits, y2)
+    assert mixed.item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_completeness_error_shrinks_with_steps_and_chooses_the_fewest():
+    torch.manual_seed(0)
+    model = create_model("airbench", width_mult=0.25).eval()
+    x, y = torch.randn(6, 3, 32, 32), torch.randint(0, 10, (6,))
+    coarse = np.median(completeness_error(model, x, y, IGSettings(n_steps=2)))
+    fine = np.median(completeness_error(model, x, y, IGSettings(n_steps=32)))
+    assert fine < coarse
+    steps, errors = choose_steps(model, x, y, tolerance=float(fine) * 1.01, candidates=(2, 32, 64))
+    assert steps in (2, 32) and errors[steps] <= fine * 1.01 and list(errors)[-1] == steps
+    steps, errors = choose_steps(model, x, y, tolerance=1e-12, candidates=(2, 4))
+    assert steps == 4 and set(errors) == {2, 4}  # none within tolerance: the most steps tried
