@@ -251,6 +251,16 @@ def _reading(records: dict) -> list[str]:
         if len(cells) > 1:
             out.append(f"- {e} epochs, seed 0: " + ", ".join(cells) + " (one seed: differences this small are "
                        "within seed-to-seed spread, not findings).")
+    per_epoch = {}
+    for r in records.values():
+        if r["arch"] == "airbench_x0_5":
+            per_epoch.setdefault(r["method"], []).append(r["timings"]["student_s"] / r["epochs"])
+    if "student" in per_epoch and "kd" in per_epoch:
+        lab, kd = statistics.median(per_epoch["student"]), statistics.median(per_epoch["kd"])
+        out.append(f"- What a minute buys: an epoch of the student costs {lab:.0f} s from labels and {kd:.0f} s with KD "
+                   f"(median over the runs above): the teacher's pass over every batch is {1 - lab / kd:.0%} of a KD "
+                   "epoch, so at equal wall time labels alone train "
+                   f"{kd / lab:.1f}× the epochs. KD has to beat that, and at one seed it does not yet.")
     return out + [""]
 
 

@@ -200,7 +200,7 @@ def _quiet_third_party(verbose: bool) -> None:
 @app.command("train-teacher")
 def train_teacher(
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="TOML file with run settings"),
-    preset: str = typer.Option("quick", help="quick | paper"),
+    preset: str = typer.Option("quick", help="quick | cpu | paper"),
     recipe: Optional[str] = typer.Option(None, help=_esc("auto | fast (airbench's recipe, for --teacher-arch airbench) | "
                                                         "plain (--teacher-epochs/lr/optimizer) " + _default("teacher_recipe"))),
     data: Optional[str] = _opt("data", "data set name or path (as for compress)"),

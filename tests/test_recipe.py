@@ -95,3 +95,16 @@ def test_completeness_error_shrinks_with_steps_and_chooses_the_fewest():
     assert steps in (2, 32) and errors[steps] <= fine * 1.01 and list(errors)[-1] == steps
     steps, errors = choose_steps(model, x, y, tolerance=1e-12, candidates=(2, 4))
     assert steps == 4 and set(errors) == {2, 4}  # none within tolerance: the most steps tried
+
+
+def test_fast_recipe_speeds_up_only_the_norm_shifts_of_any_student():
+    from edgekd.distill.trainer import make_optimizer
+
+    cfg = student_train_config(resolve_config("cpu"), 45_000)
+    model = create_model("resnet20")  # learnable BatchNorm scales, unlike airbench's
+    fast, base = make_optimizer(model, cfg).param_groups
+    names = {id(p): n for n, p in model.named_parameters()}
+    assert fast["lr"] == pytest.approx(64 * base["lr"])
+    assert {names[id(p)].rsplit(".", 1)[-1] for p in fast["params"]} == {"bias"}
+    assert names[id(model.stem[1].weight)] in {names[id(p)] for p in base["params"]}  # a norm scale: base rate
+    assert "fc.bias" in {names[id(p)] for p in base["params"]}  # not a norm: base rate

@@ -202,10 +202,14 @@ def _param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict]:
     norm_types = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm)
     norm_params = {id(p) for m in model.modules() if isinstance(m, norm_types) for p in m.parameters(recurse=False)}
     trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    norm = [p for _, p in trainable if id(p) in norm_params]
-    other = [p for _, p in trainable if id(p) not in norm_params]
-    if cfg.norm_bias_lr_scale == 1.0:
-        return [{"params": norm + other, "lr": cfg.lr, "weight_decay": cfg.weight_decay}]
+    if cfg.norm_bias_lr_scale == 1.0:  # (this order: checkpoints' optimizer states index parameters by position)
+        norm = [p for _, p in trainable if id(p) in norm_params]
+        return [{"params": norm + [p for _, p in trainable if id(p) not in norm_params], "lr": cfg.lr,
+                 "weight_decay": cfg.weight_decay}]
+    # only the shifts learn faster (airbench freezes its norm scales; a student with learnable scales keeps
+    # them at the base rate, where 64× would throw them far from 1)
+    norm = [p for n, p in trainable if id(p) in norm_params and n.endswith("bias")]
+    other = [p for n, p in trainable if not (id(p) in norm_params and n.endswith("bias"))]
     scale = cfg.norm_bias_lr_scale
     # weight decay per step stays lr·wd: the faster-learning group gets proportionally less decay
     return [{"params": norm, "lr": cfg.lr * scale, "weight_decay": cfg.weight_decay / scale},
