@@ -421,21 +421,21 @@ def _compress(cfg, out: Path, show_progress, log, teacher_module, student_module
     return report
 
 
-def ig_steps_for(cfg: CompressConfig, teacher: nn.Module, splits: Splits, data: Dataset, device) -> tuple[int, dict]:
+def ig_steps_for(cfg: CompressConfig, teacher: nn.Module, splits: Splits, data: Dataset, device,
+                 amp: str = "off") -> tuple[int, dict]:
     """``cfg.ig_steps``, or with 0 the fewest steps whose completeness error on 64 validation images is within
     ``ig_tolerance`` (IG's quadrature error; the paper's 50 steps are far more than a CIFAR teacher needs)."""
     if cfg.ig_steps:
         return cfg.ig_steps, {}
     from edgekd.data.transforms import normalize, to_float
     from edgekd.distill.ig import choose_steps
-    from edgekd.distill.trainer import pick_amp
 
     val = splits.val_set
     pick = np.sort(np.random.default_rng(cfg.split_seed).permutation(len(val))[:64])
     x = normalize(to_float(torch.from_numpy(np.ascontiguousarray(val.images[pick]))), data.mean, data.std).to(device)
     y = torch.from_numpy(val.labels[pick]).to(device)
     steps, errors = choose_steps(teacher, x, y, cfg.ig_tolerance, internal_batch_size=cfg.ig_internal_batch,
-                                 amp=pick_amp(cfg.ig_amp, torch.device(device)))
+                                 amp=amp)
     return steps, {"chosen_by": f"completeness error ≤ {cfg.ig_tolerance} on {len(pick)} validation images (median)",
                    "completeness_median": errors}
 
@@ -445,14 +445,13 @@ def get_ig_maps(cfg: CompressConfig, teacher: nn.Module, data: Dataset, splits: 
     """The teacher's IG maps of the student's training images (computed once into OUT/ig-cache) and what they cost."""
     from edgekd.distill.trainer import pick_amp
 
+    amp = pick_amp(cfg.ig_amp, torch.device(device))
     cached = IGCache(out / "ig-cache").manifest()
-    choice = {}
     if cfg.ig_steps == 0 and cached and cached.get("chosen_steps", {}).get("tolerance") == cfg.ig_tolerance:
         steps = cached["n_steps"]  # a resumed run keeps the step count it chose
         choice = cached["chosen_steps"]["choice"]
     else:
-        steps, choice = ig_steps_for(cfg, teacher, splits, data, device)
-    amp = pick_amp(cfg.ig_amp, torch.device(device))
+        steps, choice = ig_steps_for(cfg, teacher, splits, data, device, amp)
     settings = IGSettings(n_steps=steps, internal_batch_size=cfg.ig_internal_batch, amp=amp)
     # Maps for the whole training pool: Monte Carlo draws (train_fraction < 1) share one cache.
     cache = precompute_ig(teacher, data.train.images, data.train.labels, splits.pool, out / "ig-cache",
