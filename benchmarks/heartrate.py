@@ -1,7 +1,7 @@
 """Heart-rate evaluation: synthetic heartbeat on real faces, real forehead videos, app frames/s.
 
     python benchmarks/heartrate.py                       # all three parts, writes benchmarks/heartrate.{json,csv}
-    python benchmarks/heartrate.py --part synthetic --trackers lk,ncc,dfe --encoder export/dfe-encoder/model.int8.onnx
+    python benchmarks/heartrate.py --part synthetic --trackers lk,ncc,dfe --encoder edgekd/track/weights/dfe-encoder/model.int8.onnx
     python benchmarks/heartrate.py --part forehead
     python benchmarks/heartrate.py --part speed --repeats 3
 

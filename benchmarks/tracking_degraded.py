@@ -113,7 +113,7 @@ def local_std(l, p, radius=8):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default="../shared/data/faces")
-    ap.add_argument("--encoder", default="export/dfe-encoder/model.onnx")
+    ap.add_argument("--encoder", default="edgekd/track/weights/dfe-encoder/model.onnx")
     ap.add_argument("--old-encoder", default=None, help="the previous encoder, for comparison (optional)")
     ap.add_argument("--trials", type=int, default=5, help="random shifts per face and quality")
     ap.add_argument("--prefilter", type=float, nargs="*", default=[0.5, 1.2], help="Gaussian σ px of DFE pre-filter rows")

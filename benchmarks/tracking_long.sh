@@ -20,7 +20,7 @@
 set -euo pipefail
 DATA=${DATA:-../shared/data/faces}
 OUT=benchmarks/tracking/long
-ENC=${ENC:-export/dfe-encoder/model.onnx}
+ENC=${ENC:-edgekd/track/weights/dfe-encoder/model.onnx}
 run() { python -m edgekd track eval --data "$DATA" --suite long --frames 300 "$@"; }
 case ${1:-} in
   classical) run --images 4 --methods lk,ncc,sift,orb --variants anchored,chained --out-dir $OUT/classical ;;

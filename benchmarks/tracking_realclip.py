@@ -21,7 +21,7 @@ import numpy as np
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default="../shared/data/face-video")
-    ap.add_argument("--encoder", default="export/dfe-encoder/model.onnx")
+    ap.add_argument("--encoder", default="edgekd/track/weights/dfe-encoder/model.onnx")
     ap.add_argument("--out", default="benchmarks/tracking/realclip.json")
     # frames 0–21 are a cross-fade (mean |frame difference| ~7 grey levels, < 1.7 afterwards)
     ap.add_argument("--start", type=int, default=22)

@@ -1,6 +1,6 @@
 """Tracker frames/s at 16 skin points, 1 thread: the heart-rate app's load, through the tracker the app uses.
 
-    python benchmarks/tracking_speed.py --encoders export/dfe-encoder export/dfe-encoder-r3 --runs 5
+    python benchmarks/tracking_speed.py --encoders edgekd/track/weights/dfe-encoder export/dfe-encoder-r3 --runs 5
 
 Every encoder file in the given folders (plus LK and NCC for scale) tracks the same 16 points on the same
 150-frame sequence (a test face under the long suite's heartbeat motion); runs are interleaved (file A, B, ...,
@@ -60,7 +60,7 @@ def encoder_ms(path: Path, n_points: int, repeats: int = 10) -> float:
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default="../shared/data/faces")
-    ap.add_argument("--encoders", nargs="+", default=["export/dfe-encoder"])
+    ap.add_argument("--encoders", nargs="+", default=["edgekd/track/weights/dfe-encoder"])
     ap.add_argument("--points", type=int, default=16)
     ap.add_argument("--frames", type=int, default=150)
     ap.add_argument("--runs", type=int, default=5)

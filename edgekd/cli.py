@@ -459,6 +459,50 @@ def bench_profiles():
         )
 
 
+@app.command("predict")
+def predict_cmd(
+    model_dir: Path = typer.Argument(..., help="An export folder (card.json beside the model files), as `edgekd compress` writes."),
+    images: Optional[List[Path]] = typer.Argument(None, help="Image files (png, jpg, ...): resized to the model's input."),
+    video: Optional[str] = typer.Option(None, "--video", help="Classify every frame of a video file, or a camera: --video 0."),
+    seconds: Optional[float] = typer.Option(None, help="--video: stop after this many seconds (a camera needs it)."),
+    max_frames: Optional[int] = typer.Option(None, help="--video: stop after this many frames."),
+    format: Optional[str] = typer.Option(None, "--format", help="onnx, onnx-int8, tflite or tflite-int8 (default: INT8 that "
+                                         "passed the export gate; TFLite first on ARM, ONNX Runtime elsewhere)."),
+    top_k: int = typer.Option(3, "--top-k", min=1, help="Labels listed per image."),
+    threads: int = typer.Option(1, "--threads", min=1, help="Intra-op threads of the runtime."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write every prediction (label, probability, top-k) here."),
+):
+    """Classify images (or a video's frames) with an exported model on this device; no PyTorch needed.
+
+    Example: [b]edgekd predict runs/compress/export/cifar10-airbench_x0_5-kd-ig cat.png dog.jpg[/b]
+    """
+    from edgekd.runtime import Classifier, classify_stream
+    from edgekd.utils.io import write_json
+
+    if bool(images) == (video is not None):
+        raise EdgekdError("give image files or --video (a file or camera index), one of the two")
+    clf = Classifier(model_dir, format=format, threads=threads, top_k=top_k)
+    for warning in clf.warnings:
+        typer.secho(f"warning: {warning}", err=True, fg="yellow")
+    acc = f", test accuracy {clf.test_accuracy:.2f} % in its card" if clf.test_accuracy is not None else ""
+    typer.echo(f"{clf.directory.name}: {clf.path.name} ({clf.format}{acc})", err=True)
+    rows = []
+    if video is None:
+        for path, pred in zip(images, clf.predict(list(images))):
+            rows.append({"image": str(path), **pred.to_dict()})
+            others = ", ".join(f"{lab} {p:.2f}" for lab, p in pred.top_k[1:])
+            typer.echo(f"{path}: {pred.label} ({pred.probability:.2f})" + (f"  [{others}]" if others else ""))
+    else:
+        for r in classify_stream(clf, video, seconds=seconds, max_frames=max_frames):
+            pred = r["prediction"]
+            rows.append({"frame": r["frame"], "time_s": r["time_s"], **pred.to_dict()})
+            typer.echo(f"frame {r['frame']:5d}  {pred.label} ({pred.probability:.2f})  {r['frames_per_s']:.1f} frames/s")
+    if json_out:
+        write_json(json_out, {"model": str(model_dir), "file": clf.path.name, "format": clf.format,
+                              "warnings": clf.warnings, "predictions": rows})
+        typer.echo(f"wrote {json_out}", err=True)
+
+
 
 # ──────────────────────────────── track ─────────────────────────────────────
 
@@ -489,7 +533,7 @@ def track_run(
     video: Path = typer.Argument(..., help="video file (mp4, avi, ...)"),
     points: List[str] = typer.Option(..., "--points", "-p", help="x,y (repeatable, or several separated by spaces); 'auto' = skin points of the largest face"),
     method: str = typer.Option("dfe", help="dfe | lk | sift | orb | ncc"),
-    encoder: Optional[Path] = typer.Option(None, help="DFE encoder: .pt, .onnx or .tflite (default export/dfe-encoder/model.onnx)"),
+    encoder: Optional[Path] = typer.Option(None, help="DFE encoder: .pt, .onnx or .tflite (default: the one edgekd ships, model.onnx)"),
     out: Path = typer.Option(Path("tracks.csv"), help="CSV: frame, time_s, point, x, y, ok (x,y empty when lost)"),
     overlay: Optional[Path] = typer.Option(None, help="also write the video with the tracked points drawn (.mp4)"),
     max_frames: Optional[int] = typer.Option(None, help="stop after this many frames"),
@@ -656,8 +700,8 @@ def heartrate_cmd(
     step: float = typer.Option(1.0, help="Seconds between estimates."),
     band: str = typer.Option("0.7,3.5", help="Pass band LOW,HIGH in Hz (0.7,3.5 = 42-210 bpm)."),
     roi: str = typer.Option("face", help="face (find it, use forehead/nose/cheeks) or full (the video is a skin crop)."),
-    tracker: str = typer.Option("dfe", help="Feature tracker for iBCG: dfe (falls back to lk, saying so, when no encoder is exported), lk, sift, orb, ncc."),
-    encoder: Optional[Path] = typer.Option(None, help="DFE encoder (.onnx/.tflite); default: export/dfe-encoder/, INT8 first."),
+    tracker: str = typer.Option("dfe", help="Feature tracker for iBCG: dfe (the shipped encoder unless --encoder), lk, sift, orb, ncc."),
+    encoder: Optional[Path] = typer.Option(None, help="DFE encoder: an .onnx/.tflite file or an export folder (its fastest file within the INT8 tracking gate); default: the one edgekd ships."),
     fps: Optional[float] = typer.Option(None, help="Frame rate: overrides the video's; for --tracks files without "
                                                    "timestamps it is required (or --duration). Timestamps in a file win."),
     duration: Optional[float] = typer.Option(None, help="--tracks: the recording's length in seconds (rate = frames / duration)."),

@@ -13,31 +13,12 @@ import onnx
 import pytest
 import torch
 
-from edgekd.convert.classifier import (GateFailed, LabelledImages, check_finite_model, export_classifier,
-                                       module_sensitivity)
+from edgekd.convert.classifier import GateFailed, check_finite_model, export_classifier, module_sensitivity
 from edgekd.convert.onnx import onnx_op_sensitivity, quantize_onnx_int8, saturates_8bit_weights
 from edgekd.convert.runners import Predictor
 from edgekd.convert.spec import InputSpec
-from edgekd.data import load_dataset
-from edgekd.distill.trainer import TrainConfig, train
 from edgekd.errors import EdgekdError
 from edgekd.models import create_model
-
-
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    d = load_dataset("digits")
-    torch.manual_seed(0)
-    model = create_model("resnet8")
-    train(model, d.train.subset(np.arange(1100)), d.train.subset(np.arange(1100, 1295)), d.mean, d.std,
-          TrainConfig(epochs=12, lr=1e-2, precise_bn_images=512), show_progress=False)
-    spec = InputSpec(mean=d.mean, std=d.std)
-    out = tmp_path_factory.mktemp("export")
-    val = LabelledImages(d.train.images[1100:1295], d.train.labels[1100:1295], "validation")
-    test = LabelledImages(d.test.images, d.test.labels, "test")
-    card = export_classifier(model.eval(), spec, out, d.train.images[:256], val, test, formats="all", gate_pp=3.0,
-                             card_info={"name": "digits-test"}, log=lambda m: None)
-    return {"model": model, "spec": spec, "out": out, "card": card, "data": d, "val": val, "test": test}
 
 
 def test_every_format_exports_with_parity_on_the_whole_test_split(exported):

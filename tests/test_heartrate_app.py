@@ -8,23 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import ROOT, shared_path
+from conftest import BLOCK_TORCH, ROOT, shared_path
 from edgekd.errors import EdgekdError
 from edgekd.heartrate.monitor import HeartRateMonitor, summarize
 
 APP = ROOT / "devices" / "raspberry-pi" / "heart_rate_app.py"
 
-BLOCK_TORCH = """
-import runpy, sys
-class BlockTorch:
-    def find_spec(self, name, path=None, target=None):
-        if name == "torch" or name.startswith("torch."):
-            raise ImportError("torch is blocked in this test")
-        return None
-sys.meta_path.insert(0, BlockTorch())
-sys.argv = sys.argv[1:]
-runpy.run_path(sys.argv[0], run_name="__main__")
-"""
 
 
 @pytest.fixture(scope="module")
@@ -102,19 +91,37 @@ def test_report_and_plot_on_real_forehead_video(tmp_path):
     assert plot_report(report, tmp_path / "r.png").stat().st_size > 10_000
 
 
-def test_device_app_runs_on_real_clip_without_torch(tmp_path):
+def test_device_app_tracks_with_the_shipped_encoder_from_any_folder_without_torch(tmp_path):
+    from edgekd.track.weights import SHIPPED_ENCODER_DIR
+
     video = shared_path("rppg-forehead", "India", "video37_forehead.avi")
     out = tmp_path / "app.json"
     cmd = [sys.executable, "-c", BLOCK_TORCH, str(APP), str(video), "--roi", "full", "--method", "fused",
-           "--tracker", "dfe", "--encoder", str(tmp_path / "missing.onnx"),
-           "--window", "6", "--seconds", "9", "--json", str(out)]
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
+           "--tracker", "dfe", "--window", "6", "--seconds", "9", "--json", str(out)]
+    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=120)  # not the checkout
     assert proc.returncode == 0, proc.stderr
-    assert "Lucas" in proc.stderr  # no encoder there: says it falls back
+    assert "Lucas" not in proc.stderr
+    assert f"tracker dfe ({SHIPPED_ENCODER_DIR}" in proc.stdout  # the package's encoder, not a fallback
     assert "frames/s" in proc.stdout
     result = json.loads(out.read_text())
     assert result["performance"]["frames"] == 135 and result["performance"]["frames_per_s"] > 0
     assert len(result["windows"]) == 4
+
+    missing = tmp_path / "missing.onnx"
+    proc = subprocess.run(cmd[:-2] + ["--encoder", str(missing)], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 2 and f"DFE encoder not found: {missing}" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_an_export_folder_as_encoder_picks_its_fastest_file_within_the_gate():
+    from edgekd.heartrate.pipeline import resolve_tracker
+    from edgekd.track.weights import SHIPPED_ENCODER_DIR
+
+    method, path, note = resolve_tracker("dfe", SHIPPED_ENCODER_DIR)
+    assert method == "dfe" and note == "" and Path(path).parent == SHIPPED_ENCODER_DIR
+    assert resolve_tracker("dfe", None)[1] == path  # the default is the shipped folder
+    assert resolve_tracker("lk", None) == ("lk", None, "")
 
 
 def test_device_app_refuses_too_short_clip_without_torch():

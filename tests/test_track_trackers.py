@@ -13,7 +13,7 @@ from edgekd.track.groundtruth import Motion, make_sequence
 from tests.conftest import shared_path
 
 ROOT = Path(__file__).resolve().parents[1]
-ENCODER_DIR = ROOT / "export" / "dfe-encoder"
+ENCODER_DIR = ROOT / "edgekd" / "track" / "weights" / "dfe-encoder"
 
 
 @pytest.fixture(scope="module")

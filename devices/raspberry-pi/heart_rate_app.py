@@ -2,9 +2,9 @@
 """Live heart rate on a Raspberry Pi (or any Linux box) from a camera or a video file.
 
 Runtime-only: needs ``pip install "edgekd[device]"`` (numpy, onnxruntime, ai-edge-litert,
-opencv-python-headless, psutil). No PyTorch. Tracks skin features with the fastest exported
-DFE encoder in ``export/dfe-encoder/`` that passes the INT8 tracking gate (its card.json says
-which), or with Lucas–Kanade when no encoder has been exported yet (it says so).
+opencv-python-headless, psutil). No PyTorch. Tracks skin features with the fastest file of the
+DFE encoder edgekd ships (``edgekd/track/weights/dfe-encoder/``, inside the installed package) that
+passes the INT8 tracking gate (its card.json says which); ``--encoder`` picks another file or folder.
 
     python devices/raspberry-pi/heart_rate_app.py                 # camera 0, runs until Ctrl-C
     python devices/raspberry-pi/heart_rate_app.py clip.mp4 --json out.json
@@ -33,8 +33,8 @@ def parse_args(argv=None):
     p.add_argument("source", nargs="?", default="0", help="camera index (default 0) or a video file")
     p.add_argument("--method", default="fused", choices=["ibcg", "rppg", "fused"])
     p.add_argument("--tracker", default="dfe", help="dfe (exported encoder), lk, ncc, sift, orb")
-    p.add_argument("--encoder", default=None, help="encoder file; default: the fastest in export/dfe-encoder/ that "
-                                                    "passes the INT8 tracking gate (its card.json says)")
+    p.add_argument("--encoder", default=None, help="encoder file or export folder; default: the fastest file of the "
+                                                    "shipped encoder that passes the INT8 tracking gate")
     p.add_argument("--window", type=float, default=10.0, help="analysis window, s")
     p.add_argument("--step", type=float, default=1.0, help="seconds between estimates")
     p.add_argument("--roi", default="face", choices=["face", "full"])
@@ -56,7 +56,7 @@ def main(argv=None) -> int:
 
     from edgekd.errors import EdgekdError
     from edgekd.heartrate.monitor import HeartRateMonitor, summarize
-    from edgekd.heartrate.pipeline import check_duration, find_encoder, open_source, resolve_tracker
+    from edgekd.heartrate.pipeline import check_duration, open_source, resolve_tracker
 
     try:
         cap, fps, is_camera = open_source(args.source)
@@ -64,8 +64,8 @@ def main(argv=None) -> int:
             cap.set(cv2.CAP_PROP_FRAME_WIDTH, args.width)
         else:
             check_duration(cap, fps, args.window)
-        encoder = args.encoder or (find_encoder(ROOT / "export" / "dfe-encoder") if args.tracker == "dfe" else None)
-        tracker, encoder, note = resolve_tracker(args.tracker, encoder)
+        # no --encoder: the encoder edgekd ships (its fastest file within the INT8 tracking gate)
+        tracker, encoder, note = resolve_tracker(args.tracker, args.encoder)
         if note:
             print(f"note: {note}", file=sys.stderr)
         print(f"source {args.source} at {fps:.1f} frames/s; method {args.method}; tracker {tracker}"

@@ -12,8 +12,9 @@ from edgekd.errors import EdgekdError, require
 from edgekd.heartrate.fusion import DEFAULT_MIN_SNR_DB
 from edgekd.heartrate.monitor import HeartRateMonitor, summarize
 from edgekd.heartrate.signal import DEFAULT_BAND_HZ
+from edgekd.utils.video import open_video
 
-DEFAULT_ENCODER_DIR = Path("export/dfe-encoder")
+from edgekd.track.weights import SHIPPED_ENCODER_DIR as DEFAULT_ENCODER_DIR  # inside the package: any folder
 # Fastest first. An INT8 file is used only when the encoder's card shows it within the tracking
 # gate (INT8 adds ≤ INT8_GATE_PX mean error over float on the ground-truth sequences).
 ENCODER_PREFERENCE = ("model.int8.tflite", "model.int8.onnx", "model.int8-mixed.tflite", "model.int8-mixed.onnx",
@@ -31,16 +32,8 @@ def open_source(source, fps: float | None = None):
     """(cv2.VideoCapture, fps, is_camera) for a file path or an integer camera index."""
     cv2 = require("cv2", extra="device", package="opencv-python-headless")
     check_fps(fps)
+    cap, is_camera = open_video(source)
     text = str(source)
-    is_camera = text.isdigit()
-    if not is_camera and not Path(text).is_file():
-        raise EdgekdError(f"video not found: {text}", "give a video file or a camera index such as 0")
-    cap = cv2.VideoCapture(int(text) if is_camera else text)
-    if not cap.isOpened():
-        raise EdgekdError(
-            f"cannot open {'camera ' + text if is_camera else 'video ' + text}",
-            "check the camera is connected and free" if is_camera else "use a file OpenCV/FFmpeg can read (mp4, avi, mkv)",
-        )
     rate = fps or cap.get(cv2.CAP_PROP_FPS) or 0.0
     if not rate or not math.isfinite(rate) or rate > 240:
         if not is_camera:
@@ -98,12 +91,19 @@ def resolve_tracker(tracker: str, encoder) -> tuple[str, object, str]:
     """(tracker method, encoder path, note). DFE without an encoder file falls back to LK, saying so."""
     if tracker != "dfe":
         return tracker, None, ""
-    path = Path(encoder) if encoder else find_encoder()
+    if encoder and not Path(encoder).exists():
+        raise EdgekdError(f"DFE encoder not found: {encoder}",
+                          "give an exported encoder file (.onnx/.tflite) or its folder, or omit --encoder "
+                          "to use the one edgekd ships")
+    if encoder and Path(encoder).is_dir():
+        path = find_encoder(Path(encoder))
+    else:
+        path = Path(encoder) if encoder else find_encoder()
     if path is not None and path.is_file():
         return "dfe", str(path), ""
     return "lk", None, (
-        f"no exported DFE encoder found ({encoder or DEFAULT_ENCODER_DIR}); tracking with Lucas–Kanade instead. "
-        "The tracker's export step writes it to export/dfe-encoder/ (its card.md names the command)"
+        f"no exported DFE encoder found in {encoder or DEFAULT_ENCODER_DIR}; tracking with Lucas–Kanade instead. "
+        "`edgekd track export` writes one (model.onnx, model.int8.tflite, ... and card.json)"
     )
 
 

@@ -3,7 +3,7 @@
 Streaming interface (used by the heart-rate line)::
 
     from edgekd.track import create_tracker, track_video
-    tracker = create_tracker("dfe", encoder="export/dfe-encoder/model.int8.onnx")
+    tracker = create_tracker("dfe", encoder=SHIPPED_ENCODER_DIR / "model.int8.onnx")  # edgekd.track.weights
     tracker.init(first_frame_bgr, points_xy)          # (P, 2) float x, y
     positions, ok = tracker.update(next_frame_bgr)    # (P, 2) float, (P,) bool
     tracks = track_video(tracker, frames, points)     # (T, P, 2), NaN where lost
@@ -34,7 +34,8 @@ def create_tracker(method: str, **kw):
         raise EdgekdError(f"{m} is unavailable: {UNAVAILABLE[m]}", f"use one of: {', '.join(METHODS)}")
     if m == "dfe":
         if kw.get("encoder") is None:
-            raise EdgekdError("the dfe tracker needs an encoder", "pass --encoder PATH (.pt, .onnx or .tflite), e.g. export/dfe-encoder/model.onnx")
+            raise EdgekdError("the dfe tracker needs an encoder", "pass --encoder PATH (.pt, .onnx or .tflite); edgekd ships one: "
+                              "edgekd.track.weights.SHIPPED_ENCODER_DIR / 'model.onnx'")
         from edgekd.track.dfe import DFETracker
 
         return DFETracker(**kw)

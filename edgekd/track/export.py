@@ -192,7 +192,7 @@ def render_card_md(card: dict) -> str:
         f"Input: float32 NCHW {card['input']['shape']} — CIELAB (OpenCV 8-bit Lab / 255) search region of "
         f"{card['input'].get('context', CROP)} + 2·{radius} px (the encoder normalises its input itself when its context exceeds 31). "
         f"Output: (N, {card['output']['shape'][1]}, {n_out}, {n_out}), the encoding of every 31×31 crop in the region.",
-        "Use: `edgekd track VIDEO --points x,y --encoder export/dfe-encoder/model.int8-mixed.onnx` or "
+        "Use: `edgekd track VIDEO --points x,y --encoder THIS_FOLDER/model.int8-mixed.onnx` or "
         "`create_tracker('dfe', encoder=...)`. ONNX has a dynamic batch; TFLite is stored with batch 1 and resized to the number of points. "
         "Both encode every point of a frame in one call. `edgekd heartrate` picks the fastest file that passes the INT8 tracking gate below.",
         "",

@@ -13,7 +13,9 @@ from edgekd.track import create_tracker
 from edgekd.track.groundtruth import read_video
 from edgekd.track.preprocess import cv2_module, detect_faces, skin_points
 
-DEFAULT_ENCODERS = ("export/dfe-encoder/model.onnx", "runs/dfe/dfe_autoencoder.pt")
+from edgekd.track.weights import SHIPPED_ENCODER_DIR
+
+DEFAULT_ENCODERS = (SHIPPED_ENCODER_DIR / "model.onnx",)
 
 
 def parse_points(specs) -> np.ndarray | str:
@@ -34,7 +36,7 @@ def parse_points(specs) -> np.ndarray | str:
 
 
 def default_encoder() -> str | None:
-    return next((p for p in DEFAULT_ENCODERS if Path(p).is_file()), None)
+    return next((str(p) for p in DEFAULT_ENCODERS if Path(p).is_file()), None)
 
 
 def track_file(video, points, method: str = "dfe", encoder=None, out_csv="tracks.csv", overlay=None,
