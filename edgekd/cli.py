@@ -770,6 +770,44 @@ def heartrate_cmd(
         typer.echo(f"wrote {plot_report(report, plot)}")
 
 
+@app.command("hrv")
+def hrv_cmd(
+    pulse: Path = typer.Argument(..., help="CSV of a pulse recorded by a camera: a 'time' column in ms and one or more "
+                                 "channel columns (e.g. time,R,G,B: per-frame means of a fingertip or skin region)."),
+    reference: Optional[Path] = typer.Option(None, help="RR intervals in ms from an ECG recorded at the same time "
+                                             "(e.g. a chest strap's RR.txt): prints interval-by-interval errors."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write beats, intervals, the gate's verdict (and errors)."),
+):
+    """Beat-to-beat intervals and heart-rate variability (RMSSD, SDNN) from a camera pulse, or no number when the
+    pulse does not allow it.
+
+    Example: [b]edgekd hrv PPG.csv --reference RR.txt[/b]
+    """
+    from edgekd.heartrate.hrv import analyse_pulse, compare_with_rr, read_ppg_csv, read_rr
+    from edgekd.utils.io import write_json
+
+    t, channels = read_ppg_csv(pulse)
+    result = analyse_pulse(t, channels)
+    kept = int(result.valid.sum())
+    if result.quality == "good":
+        typer.echo(f"heart rate {result.bpm:.1f} bpm; RMSSD {result.rmssd_ms:.1f} ms; SDNN {result.sdnn_ms:.1f} ms "
+                   f"({kept} of {len(result.ibi_ms)} intervals kept, channel {result.channel}, SNR {result.snr_db:.1f} dB)")
+    else:
+        typer.secho("no HRV from this recording: " + "; ".join(result.reasons), fg="yellow")
+    out = {"source": str(pulse), **result.to_dict()}
+    if reference is not None:
+        cmp = compare_with_rr(result, read_rr(reference))
+        out["reference"] = cmp
+        if cmp["ibi_mae_ms"] is None:
+            typer.echo("reference: the pulse's beats could not be aligned with the ECG's")
+        else:
+            typer.echo(f"reference: {cmp['covered']} of {cmp['intervals']} ECG intervals compared, mean |error| "
+                       f"{cmp['ibi_mae_ms']:.1f} ms; ECG RMSSD {cmp['ecg_rmssd_ms']:.1f} ms, SDNN {cmp['ecg_sdnn_ms']:.1f} ms")
+    if json_out:
+        write_json(json_out, out)
+        typer.echo(f"wrote {json_out}")
+
+
 # ───────────────────────────── experiments ──────────────────────────────────
 
 experiment_app = typer.Typer(
