@@ -33,6 +33,7 @@ class WindowResult:
     bpm_rppg: float = math.nan
     snr_rppg: float = -math.inf
     flags: list[str] = field(default_factory=list)
+    head_speed: float = math.nan  # region heights/s (ibcg.head_speed): above MAX_HEAD_SPEED iBCG gives no rate
     passes: bool = False  # this window alone reaches the SNR threshold (before the hold rule)
 
     def to_dict(self) -> dict:

@@ -17,6 +17,11 @@ from edgekd.heartrate.signal import DEFAULT_BAND_HZ, SpectralEstimate, bandpass,
 
 MIN_TRACKS = 3
 MIN_VALID_FRACTION = 0.9
+# Voluntary-motion gate: above this head speed (region heights per second) a window gives no iBCG rate.
+# Off: benchmarks/heartrate_motion.md found no threshold that stops every nod without refusing still small
+# faces (the fastest still window reached 0.100, and 26 false goods remained above it). Every window
+# reports its head speed; set a threshold here once a gate is shown to hold.
+MAX_HEAD_SPEED = float("inf")
 MIN_COMPONENT_SHARE = 0.25  # of the first component's variance  # a track lost for more than 10% of the window is not used
 
 
@@ -101,6 +106,27 @@ def ibcg_estimate(
     return spectral_rate(sig.pulse, fs, band), sig
 
 
+def head_speed(positions: np.ndarray, ok: np.ndarray, fs: float, smooth_s: float = 0.2) -> float:
+    """How fast the tracked region moves as a whole: the 95th percentile of the speed of its median point
+    (smoothed over ``smooth_s``), in region heights per second (height: the points' 10th–90th percentile
+    vertical spread, at least 20 px). A heartbeat recoil moves it by well under a percent a second."""
+    positions = np.asarray(positions, dtype=np.float64)
+    ok = np.asarray(ok, dtype=bool) & np.isfinite(positions).all(axis=2)
+    whole = ok.all(axis=0)
+    if whole.sum() < MIN_TRACKS:
+        return float("nan")
+    pts = positions[:, whole]
+    height = max(float(np.percentile(pts[0, :, 1], 90) - np.percentile(pts[0, :, 1], 10)), 20.0)
+    centre = np.median(pts, axis=1)  # (T, 2): a slipping point does not move the median
+    k = max(1, int(round(smooth_s * fs)))
+    if len(centre) <= k + 1:
+        return float("nan")
+    kernel = np.ones(k) / k
+    smoothed = np.stack([np.convolve(centre[:, d], kernel, mode="valid") for d in range(2)], axis=1)
+    speed = np.hypot(*np.diff(smoothed, axis=0).T) * fs
+    return float(np.percentile(speed, 95)) / height
+
+
 @dataclass
 class IbcgWindow:
     bpm: float  # NaN when no signal could be formed
@@ -109,19 +135,27 @@ class IbcgWindow:
     pulse: np.ndarray | None
     estimate: SpectralEstimate | None
     reason: str = ""
+    head_speed: float = float("nan")  # region heights per second, see head_speed
 
 
 def ibcg_window(positions: np.ndarray, ok: np.ndarray, fs: float, band=DEFAULT_BAND_HZ,
-                combine: str = "mean") -> IbcgWindow:
+                combine: str = "mean", max_head_speed: float | None = None) -> IbcgWindow:
     """One analysis window of trajectories → rate, quality index and beat-interval rate.
 
     The single iBCG stage of the product: the video monitor and the trajectory files
-    (``edgekd heartrate --tracks``) both call it.
+    (``edgekd heartrate --tracks``) both call it. A window whose head speed exceeds
+    ``max_head_speed`` (default: the module's ``MAX_HEAD_SPEED``) gives no rate.
     """
     from edgekd.heartrate.signal import interval_rate
 
+    speed = head_speed(positions, ok, fs)
+    limit = MAX_HEAD_SPEED if max_head_speed is None else max_head_speed
+    if speed > limit:
+        return IbcgWindow(float("nan"), float("-inf"), float("nan"), None, None,
+                          f"head moving ({speed:.3f} region heights/s > {limit:g}): the heartbeat's recoil "
+                          "is only readable while the head is still", speed)
     est, sig = ibcg_estimate(positions, ok, fs, band, combine)
     if sig.reason:
-        return IbcgWindow(float("nan"), float("-inf"), float("nan"), None, None, sig.reason)
+        return IbcgWindow(float("nan"), float("-inf"), float("nan"), None, None, sig.reason, speed)
     ibi, _ = interval_rate(sig.pulse, fs, est.freq_hz)
-    return IbcgWindow(est.bpm, est.snr_db, ibi, sig.pulse, est)
+    return IbcgWindow(est.bpm, est.snr_db, ibi, sig.pulse, est, head_speed=speed)

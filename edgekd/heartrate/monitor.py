@@ -213,7 +213,7 @@ class HeartRateMonitor:
         # resample to a uniform grid: live cameras deliver frames with jitter
         grid = np.linspace(times[0], times[-1], n)
         uniform = np.allclose(np.diff(times), np.diff(grid), atol=0.1 / fs)
-        b_ibcg = s_ibcg = b_ibi = math.nan
+        b_ibcg = s_ibcg = b_ibi = speed = math.nan
         b_rppg = s_rppg = math.nan
         if self.method in ("ibcg", "fused") and len(self._positions) >= n:
             pos = np.asarray(self._positions, float)[-n:]
@@ -221,6 +221,7 @@ class HeartRateMonitor:
             if not uniform:
                 pos = _resample(times, pos, grid)
             w = ibcg_window(pos, ok, fs, self.band, self.combine)
+            speed = w.head_speed
             if w.reason:
                 flags.append("ibcg: " + w.reason)
             else:
@@ -247,7 +248,7 @@ class HeartRateMonitor:
         return WindowResult(
             float(times[0]), float(times[-1]), float(bpm), float(snr), quality, source,
             bpm_ibcg=float(b_ibcg), snr_ibcg=_finite(s_ibcg), bpm_ibcg_intervals=float(b_ibi),
-            bpm_rppg=float(b_rppg), snr_rppg=_finite(s_rppg), flags=flags,
+            bpm_rppg=float(b_rppg), snr_rppg=_finite(s_rppg), flags=flags, head_speed=float(speed),
         )
 
     # ── history for plots / reports ──

@@ -226,7 +226,7 @@ def estimate_from_tracks(
                                          -math.inf, min_snr_db)
         r = WindowResult(float(times[0]), float(times[-1]), float(bpm), float(snr), quality, source,
                          bpm_ibcg=float(w.bpm), snr_ibcg=float(snr), bpm_ibcg_intervals=float(w.bpm_intervals),
-                         flags=["ibcg: " + w.reason] if w.reason else [])
+                         flags=["ibcg: " + w.reason] if w.reason else [], head_speed=float(w.head_speed))
         results.append(hold(results, r))
         if on_window is not None:
             on_window(r)
