@@ -36,3 +36,8 @@ class InputSpec:
         d["shape"] = list(self.shape)
         d["size"] = list(self.shape[2:])
         return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "InputSpec":
+        """The inverse of :meth:`to_dict` (a card's ``preprocess`` entry)."""
+        return cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items() if k != "size"})

@@ -86,8 +86,7 @@ class Classifier:
     def __init__(self, model_dir, format: str | None = None, threads: int = 1, top_k: int = 3):
         self.directory = Path(model_dir)
         self.card = read_card(self.directory)
-        self.spec = InputSpec(**{k: (tuple(v) if isinstance(v, list) else v)
-                                 for k, v in self.card["preprocess"].items() if k != "size"})
+        self.spec = InputSpec.from_dict(self.card["preprocess"])
         self.size = tuple(self.card["preprocess"].get("size") or self.spec.shape[2:])
         self.classes = [str(c) for c in (self.card.get("classes") or (self.card.get("data") or {}).get("classes") or [])]
         self.top_k = top_k
