@@ -110,6 +110,8 @@ def compress(
     alpha: Optional[float] = _opt("alpha", "KD weight; CE gets 1 − alpha"),
     temperature: Optional[float] = _opt("temperature", "KD temperature"),
     mix: Optional[str] = _opt("mix", "input mixing: none | mixup | cutmix (the teacher scores the mixed images)"),
+    teacher_targets: Optional[str] = _opt("teacher_targets", "online (the teacher scores every batch) | cached (it "
+                                                             "scores each image and its mirror once; faster, KD only)"),
     teacher_epochs: Optional[int] = _opt("teacher_epochs", "teacher epochs (when training one)"),
     ig_steps: Optional[int] = _opt("ig_steps", "Integrated-Gradients steps"),
     train_subset: Optional[int] = _opt("train_subset", "train on a stratified subset of this many images (0 = all)"),
@@ -151,7 +153,7 @@ def compress(
                    student_arch=student_arch,
                    student_kwargs=parse_kwargs(student_kwargs, "--student-kwargs") if student_kwargs else None,
                    cf=cf, method=method, epochs=epochs, recipe=recipe, alpha=alpha, temperature=temperature, mix=mix,
-                   teacher_epochs=teacher_epochs, ig_steps=ig_steps,
+                   teacher_targets=teacher_targets, teacher_epochs=teacher_epochs, ig_steps=ig_steps,
                    train_subset=train_subset, lr=lr, batch_size=batch_size, amp=amp, seed=seed, out=out, device=device,
                    threads=threads,
                    export=export, formats=formats, name=name, verbose=verbose or None,

@@ -12,7 +12,10 @@ from edgekd.distill.ig import IGSettings, choose_steps, completeness_error
 from edgekd.distill.losses import LossInputs, ce_loss
 from edgekd.distill.pipeline import compress
 from edgekd.distill.recipes import student_train_config
-from edgekd.distill.trainer import TrainConfig, mix_batch
+from edgekd.data.dataset import ImageSet
+from edgekd.data.transforms import normalize
+from edgekd.distill.losses import LossConfig
+from edgekd.distill.trainer import TrainConfig, cached_teacher_logits, get_batch, mirror_logits, mix_batch, train
 from edgekd.errors import EdgekdError
 from edgekd.models import create_model
 
@@ -20,13 +23,14 @@ from edgekd.models import create_model
 def test_cpu_preset_end_to_end_on_a_tiny_budget(tmp_path):
     out = tmp_path / "run"
     rep = compress(dict(preset="cpu", data="digits", train_subset=300, epochs=2, teacher_epochs=1, threads=1,
-                        out=str(out), formats="onnx", gate_pp=100.0, name="tiny", mix="cutmix"), show_progress=False,
-                   log=lambda _m: None)
+                        out=str(out), formats="onnx", gate_pp=100.0, name="tiny", mix="cutmix", teacher_targets="online"),
+                   show_progress=False, log=lambda _m: None)
     s, hp = rep["student"], rep["hyperparameters"]
     assert s["arch"] == "airbench_x0_5" and s["params"] < 600_000
     # airbench's recipe with the method's losses: SGD, triangular schedule, KD and CE both weighted
     assert hp["recipe"] == "fast" and hp["optimizer"] == "sgd" and hp["schedule"] == "triangle"
     assert hp["mix"] == "cutmix" and rep["losses"] == pytest.approx({"ce": 0.2, "kd": 0.8})
+    assert hp["teacher_targets"] == "online" and resolve_config("cpu").teacher_targets == "cached"
     history = s["history"]
     assert len(history) == 2 and history[0]["train_kd"] > 0 and history[0]["train_ce"] > 0
     # IG steps chosen on validation images by completeness, recorded with the errors that chose them
@@ -44,7 +48,8 @@ def test_cpu_preset_end_to_end_on_a_tiny_budget(tmp_path):
     assert "## Cost" in (out / "export" / "tiny" / "card.md").read_text()
     # a resumed run keeps the step count it chose and reuses the maps
     again = compress(dict(preset="cpu", data="digits", train_subset=300, epochs=2, teacher_epochs=1, threads=1,
-                          out=str(out), export=False, mix="cutmix"), show_progress=False, log=lambda _m: None)
+                          out=str(out), export=False, mix="cutmix", teacher_targets="online"), show_progress=False,
+                     log=lambda _m: None)
     assert again["ig"]["n_steps"] == ig["n_steps"] and again["student"]["test_acc"] == s["test_acc"]
 
 
@@ -74,6 +79,61 @@ def test_mixing_is_reproducible_and_the_labels_follow_the_pixels(kind):
     # each mixed image is lam of its own pixels and 1 − lam of its partner's, on average
     assert torch.allclose(a.mean((1, 2, 3)), lam * y.float() + (1 - lam) * y2.float(), atol=1e-5)
     assert mix_batch(x, y, TrainConfig(), torch.Generator())[1] is None
+
+
+def _tiny_set(n=12, seed=0):
+    rng = np.random.default_rng(seed)
+    return ImageSet(rng.integers(0, 256, (n, 16, 16, 3), dtype=np.uint8), rng.integers(0, 3, n), ["a", "b", "c"])
+
+
+@pytest.mark.parametrize("flip", ["alternating", "random"])
+def test_cached_teacher_targets_are_the_teachers_logits_of_the_view_and_overlays_are_scored_online(flip):
+    torch.manual_seed(0)
+    teacher = create_model("airbench", num_classes=3, width_mult=0.25).eval()
+    data, mean, std = _tiny_set(), [0.5] * 3, [0.25] * 3
+    cache = mirror_logits(teacher, data, mean, std, torch.device("cpu"), "off", show_progress=False)
+    assert cache.shape == (12, 2, 3)
+    idx = np.array([5, 0, 7, 3, 11, 2])
+    bits = np.random.default_rng(0).integers(0, 2, len(data))
+    # no translation: every cached target is exactly the teacher's logits of the image the student sees
+    cfg = TrainConfig(crop_pad=0, flip=flip, teacher_targets="cached")
+    for epoch in (0, 1):
+        batch = get_batch(data, idx, cfg, torch.Generator().manual_seed(epoch), epoch, bits)
+        assert batch.flipped is not None and batch.overlaid is None
+        x = normalize(batch.x, mean, std)
+        with torch.no_grad():
+            assert torch.allclose(cached_teacher_logits(teacher, cache, idx, batch, x), teacher(x), atol=1e-5)
+    # IG-overlaid images are not in the cache: the teacher scores them as the student sees them
+    maps = np.random.default_rng(1).random((len(data), 16, 16)).astype(np.float32)
+    cfg = TrainConfig(crop_pad=2, pad_mode="reflect", flip=flip, teacher_targets="cached", ig_p=0.5)
+    batch = get_batch(data, idx, cfg, torch.Generator().manual_seed(4), 0, bits, ig_maps=maps)
+    assert 0 < int(batch.overlaid.sum()) < len(idx)
+    x = normalize(batch.x, mean, std)
+    targets = cached_teacher_logits(teacher, cache, idx, batch, x)
+    with torch.no_grad():
+        online = teacher(x)
+    assert torch.allclose(targets[batch.overlaid], online[batch.overlaid], atol=1e-5)
+    assert not torch.allclose(targets[~batch.overlaid], online[~batch.overlaid], atol=1e-3)  # translated views
+
+
+def test_cached_teacher_targets_train_and_refuse_what_needs_the_teacher_every_batch():
+    torch.manual_seed(0)
+    teacher = create_model("airbench", num_classes=3, width_mult=0.25).eval()
+    data, mean, std = _tiny_set(32), [0.5] * 3, [0.25] * 3
+    kd = LossConfig(weights={"ce": 0.5, "kd": 0.5}, params={"temperature": 2.0})
+    cfg = TrainConfig(epochs=1, batch_size=16, teacher_targets="cached", loss=kd, precise_bn_images=0)
+    result = train(create_model("airbench", num_classes=3, width_mult=0.25), data, data, mean, std, cfg,
+                   teacher=teacher, show_progress=False)
+    assert np.isfinite(result.history[0]["train_kd"]) and result.history[0]["train_kd"] > 0
+    for bad in (dict(mix="mixup"), dict(teacher_targets="sometimes")):
+        with pytest.raises(EdgekdError, match="teacher_targets"):
+            train(create_model("airbench", num_classes=3, width_mult=0.25), data, data, mean, std,
+                  TrainConfig(**{**vars(cfg), **bad}), teacher=teacher, show_progress=False)
+    with pytest.raises(EdgekdError, match="teacher_targets"):
+        resolve_config("cpu", overrides={"teacher_targets": "precomputed"})
+    for bad in ({"mix": "mixup"}, {"method": "kd+at"}):  # refused before any work, with the flag that fixes it
+        with pytest.raises(EdgekdError, match="--teacher-targets online"):
+            resolve_config("cpu", overrides=bad)
 
 
 def test_ce_with_mixed_labels():

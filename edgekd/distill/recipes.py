@@ -67,8 +67,8 @@ def student_train_config(cfg, n_images: int) -> TrainConfig:
     if cfg.recipe == "fast":
         return replace(fast_recipe(cfg.epochs, fast_batch_size(n_images), seed=cfg.seed, amp=cfg.amp),
                        loss=loss_config(cfg), ig_p=cfg.ig_p, mix=cfg.mix, mix_alpha=cfg.mix_alpha,
-                       precise_bn_images=cfg.precise_bn_images, sync_bn=cfg.sync_bn)
+                       teacher_targets=cfg.teacher_targets, precise_bn_images=cfg.precise_bn_images, sync_bn=cfg.sync_bn)
     return TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, optimizer=cfg.optimizer,
                        weight_decay=cfg.weight_decay, schedule=cfg.schedule, seed=cfg.seed, ig_p=cfg.ig_p,
-                       mix=cfg.mix, mix_alpha=cfg.mix_alpha, loss=loss_config(cfg),
+                       mix=cfg.mix, mix_alpha=cfg.mix_alpha, teacher_targets=cfg.teacher_targets, loss=loss_config(cfg),
                        precise_bn_images=cfg.precise_bn_images, amp=cfg.amp, sync_bn=cfg.sync_bn)
