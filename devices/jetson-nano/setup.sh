@@ -14,7 +14,11 @@
 #     then: ORT_GPU_WHEEL=/path/to/onnxruntime_gpu-*.whl PYTHON=python3.10 bash devices/jetson-nano/setup.sh
 # onnxruntime and onnxruntime-gpu install the same `onnxruntime` module: never keep both.
 set -euo pipefail
-REPO="$(cd "$(dirname "$0")/../.." && pwd)"
+# What to install, no checkout needed: an edgekd wheel (made on the workstation with `python -m build`,
+# copied over) as EDGEKD_WHEEL=/path/to/edgekd-*.whl or lying in the current folder; else edgekd from the index.
+WHEEL="${EDGEKD_WHEEL:-$(ls -t ./edgekd-*.whl 2>/dev/null | head -1 || true)}"
+[ -z "$WHEEL" ] || [ -f "$WHEEL" ] || { echo "error: wheel not found: $WHEEL" >&2; exit 1; }
+BASE="${WHEEL:-edgekd}"        # the wheel file, or the package name
 VENV="${1:-$HOME/edgekd-venv}"
 PYTHON="${PYTHON:-python3}"
 
@@ -26,9 +30,9 @@ PYTHON="${PYTHON:-python3}"
 
 "$PYTHON" -m venv "$VENV"
 "$VENV/bin/python" -m pip install --upgrade pip
-"$VENV/bin/python" -m pip install "$REPO[device]" || {
+"$VENV/bin/python" -m pip install "$BASE[device]" || {
     echo "note: the full device extra did not install; trying onnxruntime + tflite-runtime instead" >&2
-    "$VENV/bin/python" -m pip install "$REPO" onnxruntime "opencv-python-headless>=4.10,<5" psutil tflite-runtime; }
+    "$VENV/bin/python" -m pip install "$BASE" onnxruntime "opencv-python-headless>=4.10,<5" psutil tflite-runtime; }
 
 if [ -n "${ORT_GPU_WHEEL:-}" ]; then
     "$VENV/bin/python" -m pip uninstall -y onnxruntime

@@ -12,7 +12,11 @@
 # elinux.org/Jetson_Zoo. Set ORT_GPU_WHEEL=/path/to/onnxruntime_gpu-*.whl to install a wheel file.
 # onnxruntime and onnxruntime-gpu install the same `onnxruntime` module: never keep both.
 set -euo pipefail
-REPO="$(cd "$(dirname "$0")/../.." && pwd)"
+# What to install, no checkout needed: an edgekd wheel (made on the workstation with `python -m build`,
+# copied over) as EDGEKD_WHEEL=/path/to/edgekd-*.whl or lying in the current folder; else edgekd from the index.
+WHEEL="${EDGEKD_WHEEL:-$(ls -t ./edgekd-*.whl 2>/dev/null | head -1 || true)}"
+[ -z "$WHEEL" ] || [ -f "$WHEEL" ] || { echo "error: wheel not found: $WHEEL" >&2; exit 1; }
+BASE="${WHEEL:-edgekd}"        # the wheel file, or the package name
 VENV="${1:-$HOME/edgekd-venv}"
 
 [ "$(uname -m)" = "aarch64" ] || { echo "error: run this on the Jetson (aarch64), not $(uname -m)" >&2; exit 1; }
@@ -21,7 +25,7 @@ python3 -c 'import sys; sys.exit(sys.version_info < (3, 10))' || {
 
 python3 -m venv "$VENV"
 "$VENV/bin/python" -m pip install --upgrade pip
-"$VENV/bin/python" -m pip install "$REPO[device]"
+"$VENV/bin/python" -m pip install "$BASE[device]"
 
 if [ -n "${ORT_GPU_WHEEL:-}" ] || [ -n "${ORT_GPU_INDEX:-}" ]; then
     "$VENV/bin/python" -m pip uninstall -y onnxruntime

@@ -5,7 +5,11 @@
 # Needs the 64-bit Raspberry Pi OS (Bookworm or later, Python >= 3.10): ONNX Runtime and
 # ai-edge-litert publish aarch64 wheels on PyPI, none for the 32-bit (armv7l) OS.
 set -euo pipefail
-REPO="$(cd "$(dirname "$0")/../.." && pwd)"
+# What to install, no checkout needed: an edgekd wheel (made on the workstation with `python -m build`,
+# copied over) as EDGEKD_WHEEL=/path/to/edgekd-*.whl or lying in the current folder; else edgekd from the index.
+WHEEL="${EDGEKD_WHEEL:-$(ls -t ./edgekd-*.whl 2>/dev/null | head -1 || true)}"
+[ -z "$WHEEL" ] || [ -f "$WHEEL" ] || { echo "error: wheel not found: $WHEEL" >&2; exit 1; }
+BASE="${WHEEL:-edgekd}"        # the wheel file, or the package name
 PI="${1:?usage: setup.sh {4|5} [VENV_DIR]}"
 VENV="${2:-$HOME/edgekd-venv}"
 case "$PI" in
@@ -25,7 +29,7 @@ python3 -c 'import sys; sys.exit(sys.version_info < (3, 10))' || {
 # Bookworm's system Python is "externally managed" (PEP 668): install into a virtual environment.
 python3 -m venv "$VENV"
 "$VENV/bin/python" -m pip install --upgrade pip
-"$VENV/bin/python" -m pip install "$REPO[device]"      # numpy, onnxruntime, ai-edge-litert, OpenCV, psutil
+"$VENV/bin/python" -m pip install "$BASE[device]"      # numpy, onnxruntime, ai-edge-litert, OpenCV, psutil
 
 "$VENV/bin/python" - <<'PY'
 import importlib.util, onnxruntime, ai_edge_litert

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgekd.utils.io import atomic_write_bytes, write_json
+from edgekd.utils.io import atomic_write_bytes, read_json_checked, write_json
 
 
 def _fmt_pct(v) -> str:
@@ -58,7 +58,7 @@ def render_markdown(card: dict) -> str:
     lines += ["## Formats", "",
               f"Accuracy on the {gate.get('split', 'test')} split with the runtime that runs each file; drop against "
               f"PyTorch fp32 ({_fmt_pct(ref.get('test_acc'))} %). Gate: ≤ {gate.get('threshold_pp')} pp → "
-              f"**{'passed' if gate.get('passed') else 'FAILED'}**.", "",
+              f"**{'passed' if gate.get('passed') else 'FAILED'}**. {_kernels_sentence(gate.get('kernels'))}", "",
               "| format | file | KiB | test acc % | drop pp | top-1 agreement | max abs diff | input | gate |",
               "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | --- |"]
     for name, row in card.get("formats", {}).items():
@@ -75,6 +75,7 @@ def render_markdown(card: dict) -> str:
             lines.append("|  | 7-bit weights (reduce_range): the exporting x86 CPU has no VNNI, where 8-bit weights saturate ONNX Runtime's U8S8 kernels | | | | | | | |")
         if row.get("float_nodes"):
             lines.append(f"|  | kept in float: {', '.join(row['float_nodes'])} | | | | | | | |")
+    lines += _kernel_check_lines(card.get("kernel_checks"))
     lines += _latency_lines(card.get("latency"))
     pre = card.get("preprocess", {})
     lines += ["", "## Input", "",
@@ -89,6 +90,40 @@ def render_markdown(card: dict) -> str:
 
 STAGES = {"data_s": "data", "teacher_s": "teacher", "ig_s": "IG maps", "student_s": "student training",
           "export_s": "export and gate", "total_s": "total"}
+
+
+def _kernels_sentence(kernels: dict | None) -> str:
+    if not kernels:
+        return "Measured with the kernels of the exporting machine (not recorded)."
+    return (f"Measured with the {kernels.get('arch')} kernels of ONNX Runtime and LiteRT on {kernels.get('cpu')}: "
+            "other CPUs (ARM) run other INT8 kernels, which can round differently (see the kernel checks).")
+
+
+def _kernel_check_lines(checks: list | None) -> list[str]:
+    """Runs of these very files on other kernels (``devices/arm64-emulated``): agreement with the gate's run."""
+    if not checks:
+        return ["", "Kernel checks: none recorded; `devices/arm64-emulated/check.py` runs these files on arm64 kernels."]
+    lines = ["", "## Kernel checks", "",
+             "The same files on other kernels against the gate's kind of kernels, on the same test images (top-1 "
+             "agreement, largest logit difference, accuracy on both). Timings under emulation are not device timings "
+             "and are not shown.", "",
+             "| kernels | format | images | top-1 agreement | max abs logit diff | acc % there | acc % gate's kernels |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+    for check in checks:
+        for fmt, r in check.get("formats", {}).items():
+            lines.append(f"| {check['kernels']} | {fmt} | {r['images']} | {100 * r['top1_agreement']:.2f} % | "
+                         f"{r['max_abs_diff']:.3g} | {_fmt_pct(r['acc_there'])} | {_fmt_pct(r['acc_here'])} |")
+    return lines
+
+
+def add_kernel_check(model_dir: str | Path, check: dict) -> dict:
+    """Record a run of the files on other kernels in the card (replacing an earlier one of the same kernels)."""
+    model_dir = Path(model_dir)
+    card = read_json_checked(model_dir / "card.json", "model card", "give the folder edgekd export wrote")
+    kept = [c for c in card.get("kernel_checks", []) if c.get("kernels") != check["kernels"]]
+    card["kernel_checks"] = kept + [check]
+    write_card(model_dir, card)
+    return card
 
 
 def _cost_lines(cost: dict | None) -> list[str]:

@@ -40,6 +40,7 @@ from edgekd.convert.runners import Predictor
 from edgekd.convert.spec import InputSpec
 from edgekd.errors import EdgekdError
 from edgekd.utils.io import sha256_file
+from edgekd.utils.system import kernels_here
 
 N_SAMPLES = 64  # real training images stored beside the model for benchmarks and examples
 BATCH = 256
@@ -286,7 +287,7 @@ def export_classifier(
         "selection": {"split": val.name, "images": len(val),
                       "used_for": "the TFLite INT8 quantiser choice and the float-fallback retries"},
         "gate": {"threshold_pp": gate_pp, "split": test.name, "images": len(test), "passed": not failures,
-                 "failures": failures},
+                 "failures": failures, "kernels": kernels_here()},
         "formats": results,
     }
     write_card(out_dir, card)

@@ -216,7 +216,39 @@ def render_card_md(card: dict) -> str:
             verdict = "" if g is None else (f"{'pass' if g['passes'] else 'FAIL'} {g['added_px']:+.3f} px "
                                             f"[{g['ci95_px'][0]:+.3f}, {g['ci95_px'][1]:+.3f}] ({g['pooled_added_px']:+.3f})")
             lines.append(f"| {k} | {s['mean_px']:.3f} | {s['median_px']:.3f} | {s['p95_px']:.3f} | {s['failure_rate']:.3f} | {verdict} |")
+    for check in card.get("kernel_checks", []):
+        lines += ["", f"Checked on {check['kernels']} against {check['against']} ({check['video']}, the same start "
+                  "points; `devices/arm64-emulated/check.py`): tracked positions there against here.", "",
+                  "| file | point-frames compared | max px | mean px | lost here | lost there |", "|---|---|---|---|---|---|"]
+        for name, t in check["files"].items():
+            lines.append(f"| {name} | {t['compared']} of {t['point_frames']} | {_px(t['max_px'])} | {_px(t['mean_px'])} | "
+                         f"{t['lost_x86']} | {t['lost_arm64']} |")
+        if check.get("decoded_frames"):
+            d = check["decoded_frames"]
+            lines.append(f"\nThe decoded video frames themselves differ there ({100 * d['fraction_differing']:.1f} % of pixel "
+                         f"values, by at most {d['max_level_diff']} levels): part of the difference is the decoder's, not the encoder's.")
     return "\n".join(lines) + "\n"
+
+
+def _px(v) -> str:
+    return "—" if v is None else f"{v:.3g}"
+
+
+def record_kernel_check(out_dir, check: dict) -> Path:
+    """Put a run of the encoder files on other kernels (``devices/arm64-emulated/check.py``) into the card.
+    A later check of the same kernels replaces the earlier one's rows of the files it measured and keeps the
+    others (each row carries the command that measured it)."""
+    from edgekd.utils.io import atomic_write_bytes, read_json_checked, write_json
+
+    out = Path(out_dir)
+    card = read_json_checked(out / "card.json", "DFE encoder card", "give the folder `edgekd track export` wrote")
+    earlier = [c for c in card.get("kernel_checks", []) if c.get("kernels") == check["kernels"]]
+    if earlier:
+        check = {**check, "files": {**earlier[0].get("files", {}), **check["files"]}}
+    card["kernel_checks"] = [c for c in card.get("kernel_checks", []) if c.get("kernels") != check["kernels"]] + [check]
+    write_json(out / "card.json", card)
+    atomic_write_bytes(out / "card.md", render_card_md(card).encode())
+    return out / "card.md"
 
 
 def record_tracking(out_dir, results: dict, limit_px: float = 0.1) -> Path | None:

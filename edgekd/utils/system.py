@@ -32,3 +32,8 @@ def machine_record() -> dict:
         "os": f"{platform.system()} {platform.release()}",
         "python": platform.python_version(),
     }
+
+
+def kernels_here() -> dict:
+    """Which CPU kernels a runtime measurement used: the instruction set and the CPU (INT8 rounding differs by both)."""
+    return {"arch": platform.machine(), "cpu": cpu_model()}
