@@ -151,15 +151,7 @@ def build_wheel(dest: Path) -> Path:
 
 def host_pins() -> list[str]:
     """The device runtimes' versions installed here: arm64 gets the same, so only the kernels differ."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    pins = []
-    for name in PINNED:
-        try:
-            pins.append(f"{name}=={version(name)}")
-        except PackageNotFoundError:
-            pass
-    return pins
+    return [f"{name}=={v}" for name, v in _versions().items() if name in PINNED and v]
 
 
 def install_wheel(chroot: Chroot, wheel: Path, pins: list[str]) -> None:
@@ -325,6 +317,8 @@ def worker(spec_path: str) -> None:
 
 
 def _versions() -> dict:
+    """Versions of edgekd and the device runtimes here, and whether torch could be imported."""
+    import importlib.util
     from importlib.metadata import PackageNotFoundError, version
 
     out = {}
@@ -333,7 +327,7 @@ def _versions() -> dict:
             out[name] = version(name)
         except PackageNotFoundError:
             out[name] = None
-    out["torch importable"] = __import__("importlib.util").util.find_spec("torch") is not None
+    out["torch importable"] = importlib.util.find_spec("torch") is not None
     return out
 
 
