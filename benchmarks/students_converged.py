@@ -1,7 +1,7 @@
 """Students trained to convergence on a CPU: what each minute buys, and what `--preset cpu` ships.
 
     python benchmarks/students_converged.py --part curve --archs airbench_x0_5 --methods student,kd --epochs 8,16
-    python benchmarks/students_converged.py --part tune --epochs 8 --temperatures 1,2,4  # KD's T (and --alphas) on validation
+    python benchmarks/students_converged.py --part tune --epochs 8 --temperatures 1,2,4  # KD's T (--alphas, --batch-sizes) on validation
     python benchmarks/students_converged.py --part ship --seeds 0,1,2    # the README's CIFAR-10 command, exported
     python benchmarks/students_converged.py --part latency               # teacher ORT fp32 vs shipped INT8, interleaved
     python benchmarks/students_converged.py --part teacher-speed         # KD's teacher pass: one batch vs chunks
@@ -112,14 +112,16 @@ def part_curve(archs: list[str], methods: list[str], epochs: list[int], seed: in
 
 
 def part_tune(arch: str, epochs: int, temperatures: list[float], alphas: list[float], seed: int, data: str,
-              targets: str = "online") -> None:
-    """KD's temperature, weight and teacher targets, chosen on validation at a short schedule."""
+              targets: str = "online", batch_sizes: tuple[int, ...] = (0,)) -> None:
+    """KD's temperature, weight, teacher targets and batch size, chosen on validation at a short schedule."""
     suffix, flags = _targets("kd", targets)
-    for temperature in temperatures:
-        for alpha in alphas:
-            _run(f"tune-{arch}-kd{suffix}-e{epochs}-T{temperature:g}-a{alpha:g}-s{seed}",
-                 ["--student-arch", arch, "--method", "kd", "--epochs", str(epochs), "--seed", str(seed),
-                  "--temperature", str(temperature), "--alpha", str(alpha), "--no-export", *flags], data)
+    for batch in batch_sizes:  # 0: the recipe's own (airbench's 1024)
+        b_suffix, b_flags = (f"-b{batch}", ["--batch-size", str(batch)]) if batch else ("", [])
+        for temperature in temperatures:
+            for alpha in alphas:
+                _run(f"tune-{arch}-kd{suffix}{b_suffix}-e{epochs}-T{temperature:g}-a{alpha:g}-s{seed}",
+                     ["--student-arch", arch, "--method", "kd", "--epochs", str(epochs), "--seed", str(seed),
+                      "--temperature", str(temperature), "--alpha", str(alpha), "--no-export", *flags, *b_flags], data)
 
 
 def part_ship(seeds: list[int], data: str) -> None:
@@ -238,7 +240,7 @@ def part_report() -> None:
     tune = {k: r for k, r in records.items() if k.startswith("tune-") or
             (r["arch"] == "airbench_x0_5" and r["method"] == "kd" and r["epochs"] == 8 and not k.startswith("ship-"))}
     if len(tune) > 1:
-        lines += ["## KD's temperature and weight, chosen on validation", "",
+        lines += ["## KD's temperature, weight and batch, chosen on validation", "",
                   "`python benchmarks/students_converged.py --part tune --epochs 8 --temperatures 1,2,4` (and "
                   "`--temperatures 2 --alphas 0.8`): airbench_x0_5, KD without IG, 8 epochs, seed 0; the choice is made on "
                   "the validation column (the test column is each run's one scoring, shown, not used). α is the KD term's "
@@ -246,12 +248,16 @@ def part_report() -> None:
                   "Teacher targets: *online*, the teacher scores every batch the student sees (function matching); "
                   "*cached*, it scores each training image and its mirror once and the batches take those logits "
                   "(`--part tune --temperatures 2 --alphas 0.8 --teacher-targets cached`).", "",
-                  "| T | α | teacher targets | val % | test % | student min |", "|---:|---:|---|---:|---:|---:|"]
+                  "Batch: airbench's 1024, or smaller batches at the same per-example learning rate (the fast recipe scales "
+                  "it with the batch); on a CPU images/s hardly depends on the batch (the student min column), so more, "
+                  "smaller steps cost no time "
+                  "(`--part tune --temperatures 2 --alphas 0.8 --teacher-targets cached --batch-sizes 256,512`).", "",
+                  "| T | α | teacher targets | batch | val % | test % | student min |", "|---:|---:|---|---:|---:|---:|---:|"]
         for r in sorted(tune.values(), key=lambda r: (r["hyperparameters"]["temperature"], r["hyperparameters"]["alpha"],
-                                                      _teacher_targets(r))):
+                                                      _teacher_targets(r), -r["hyperparameters"]["batch_size"])):
             h = r["hyperparameters"]
-            lines.append(f"| {h['temperature']:g} | {h['alpha']:g} | {_teacher_targets(r)} | {r['val_acc']:.2f} | "
-                         f"{r['test_acc']:.2f} | {r['timings']['student_s'] / 60:.1f} |")
+            lines.append(f"| {h['temperature']:g} | {h['alpha']:g} | {_teacher_targets(r)} | {h['batch_size']} | "
+                         f"{r['val_acc']:.2f} | {r['test_acc']:.2f} | {r['timings']['student_s'] / 60:.1f} |")
         lines.append("")
     curve = [r for k, r in records.items() if not k.startswith(("ship-", "tune-"))]
     if curve:
@@ -326,7 +332,8 @@ def _reading(records: dict) -> list[str]:
     if len(tune) > 1:
         best = max(tune, key=lambda r: r["val_acc"])
         cells = ", ".join(f"T {r['hyperparameters']['temperature']:g} α {r['hyperparameters']['alpha']:g}"
-                          f"{' (cached targets)' if _teacher_targets(r) == 'cached' else ''}: "
+                          f"{' (cached targets)' if _teacher_targets(r) == 'cached' else ''}"
+                          f"{'' if r['hyperparameters']['batch_size'] == 1024 else ' batch ' + str(r['hyperparameters']['batch_size'])}: "
                           f"{r['val_acc']:.2f}" for r in sorted(tune, key=lambda r: -r["val_acc"]))
         out.append(f"- KD's settings, on validation (8 epochs, seed 0): {cells} % → the preset takes T "
                    f"{best['hyperparameters']['temperature']:g}, α {best['hyperparameters']['alpha']:g}. One seed "
@@ -341,7 +348,8 @@ def _reading(records: dict) -> list[str]:
                        "the tuning bought nothing measurable.")
     cached = [r for r in tune if _teacher_targets(r) == "cached"]
     same = [(c, o) for c in cached for o in tune if _teacher_targets(o) == "online"
-            and all(o["hyperparameters"][k] == c["hyperparameters"][k] for k in ("temperature", "alpha", "epochs"))]
+            and all(o["hyperparameters"][k] == c["hyperparameters"][k] for k in ("temperature", "alpha", "epochs",
+                                                                                  "batch_size"))]
     if same:
         c, o = same[0]
         out.append(f"- Teacher targets, 8 epochs of KD, seed 0: cached {c['val_acc']:.2f} % val in "
@@ -349,6 +357,14 @@ def _reading(records: dict) -> list[str]:
                    f"{o['timings']['student_s'] / 60:.1f} min. The cache gives up the ±2 px translation of the teacher's "
                    "view (the student still sees it) for an epoch ~35 % shorter; the validation cost is within "
                    "one seed's spread, so at a fixed half hour the preset spends the time on epochs.")
+    batches = sorted((r for r in cached if r["hyperparameters"]["temperature"] == 2 and r["hyperparameters"]["alpha"] == 0.8),
+                     key=lambda r: -r["hyperparameters"]["batch_size"])
+    if len({r["hyperparameters"]["batch_size"] for r in batches}) > 1:
+        best = max(batches, key=lambda r: r["val_acc"])
+        out.append("- Batch, 8 epochs of KD with cached targets, seed 0: " + ", ".join(
+            f"{r['hyperparameters']['batch_size']}: val {r['val_acc']:.2f} % ({r['timings']['student_s'] / 60:.1f} min)"
+            for r in batches) + f" → the recipe keeps {best['hyperparameters']['batch_size']}. Smaller steps cost no "
+            "time on a CPU but bought nothing on validation.")
     e18 = [r for r in curve.values() if r.get("note") and r["method"] == "kd+ig" and r["epochs"] == 18]
     if e18 and any(_teacher_targets(r) == "cached" for r in ships):
         out.append(f"- The preset with online targets (18 epochs, {len(e18)} seeds, exported): test "
@@ -432,6 +448,7 @@ def main() -> None:
     ap.add_argument("--alphas", default="0.5", help="--part tune: the KD term's weight (CE gets 1 - alpha)")
     ap.add_argument("--teacher-targets", default="online", choices=["online", "cached"],
                     help="--part curve/tune: KD's teacher scores every batch, or each image and its mirror once")
+    ap.add_argument("--batch-sizes", default="0", help="--part tune: the student's batch (0 = the recipe's own, 1024)")
     ap.add_argument("--seeds", default="0")
     ap.add_argument("--runs", type=int, default=200)
     ap.add_argument("--min-time", type=float, default=2.0)
@@ -441,7 +458,8 @@ def main() -> None:
                    args.data, args.teacher_targets)
     elif args.part == "tune":
         part_tune(args.archs.split(",")[0], int(args.epochs.split(",")[0]), [float(x) for x in args.temperatures.split(",")],
-                  [float(x) for x in args.alphas.split(",")], args.seed, args.data, args.teacher_targets)
+                  [float(x) for x in args.alphas.split(",")], args.seed, args.data, args.teacher_targets,
+                  tuple(int(b) for b in args.batch_sizes.split(",")))
     elif args.part == "ship":
         part_ship([int(s) for s in args.seeds.split(",")], args.data)
     elif args.part == "latency":

@@ -116,7 +116,7 @@ def compress(
     ig_steps: Optional[int] = _opt("ig_steps", "Integrated-Gradients steps"),
     train_subset: Optional[int] = _opt("train_subset", "train on a stratified subset of this many images (0 = all)"),
     lr: Optional[float] = _opt("lr", "student learning rate"),
-    batch_size: Optional[int] = _opt("batch_size", "batch size of the student (and of a plain-recipe teacher)"),
+    batch_size: Optional[int] = _opt("batch_size", "batch size of the student (and of a plain-recipe teacher); 0 = the recipe's own (plain 64, fast 1024); the fast recipe scales its learning rate with it"),
     amp: Optional[str] = _opt("amp", "off | bf16 | auto (bf16 where the CPU has AVX-512-BF16/AMX, or a GPU)"),
     seed: Optional[int] = _opt("seed", "random seed of the student run"),
     out: Optional[str] = _opt("out", "run directory (checkpoints, IG cache, report.json, export/)"),

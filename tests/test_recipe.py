@@ -62,6 +62,12 @@ def test_fast_recipe_takes_the_methods_losses():
     assert small.batch_size == 64 and small.lr < tc.lr  # airbench's lr per example, scaled to the batch
     plain = student_train_config(resolve_config("quick"), 5_000)
     assert plain.optimizer == "adam" and plain.batch_size == 64
+    # --batch-size reaches the fast recipe too, at airbench's per-example learning rate
+    quarter = student_train_config(resolve_config("cpu", overrides={"batch_size": 256}), 45_000)
+    assert quarter.batch_size == 256 and quarter.lr == pytest.approx(tc.lr / 4)
+    assert student_train_config(resolve_config("cpu", overrides={"recipe": "plain"}), 45_000).batch_size == 64
+    with pytest.raises(EdgekdError, match="batch_size must be ≥ 0"):
+        resolve_config("cpu", overrides={"batch_size": -1})
     with pytest.raises(EdgekdError, match="unknown recipe"):
         resolve_config("cpu", overrides={"recipe": "slow"})
     with pytest.raises(EdgekdError, match="unknown mix"):

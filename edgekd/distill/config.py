@@ -80,7 +80,7 @@ class CompressConfig:
     # training image and its mirror once and only IG-overlaid images online (KD without the teacher's pass)
     teacher_targets: str = "online"
     epochs: int = 5
-    batch_size: int = 64
+    batch_size: int = 0  # 0 = the recipe's own: plain 64; fast airbench's 1024 (smaller for small sets)
     lr: float = 1e-3
     optimizer: str = "adam"
     schedule: str = "cosine"
@@ -153,7 +153,7 @@ CHOICES = {
 }
 # (minimum, maximum, minimum is exclusive)
 RANGES = {
-    "epochs": (1, None, False), "teacher_epochs": (1, None, False), "batch_size": (1, None, False),
+    "epochs": (1, None, False), "teacher_epochs": (1, None, False), "batch_size": (0, None, False),
     "ig_steps": (0, None, False), "ig_tolerance": (0, None, True), "ig_internal_batch": (1, None, False), "calib_images": (1, None, False),
     "lr": (0, None, True), "teacher_lr": (0, None, True), "weight_decay": (0, None, False),
     "teacher_weight_decay": (0, None, False), "val_fraction": (0, 1, True), "train_fraction": (0, 1, True),

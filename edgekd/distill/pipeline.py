@@ -25,7 +25,7 @@ from edgekd.distill.config import CompressConfig, input_normalisation, loss_conf
 from edgekd.distill.distributed import barrier, device_for
 from edgekd.distill.distributed import setup as setup_dist
 from edgekd.distill.ig import IGCache, IGSettings, model_fingerprint, precompute_ig
-from edgekd.distill.recipes import student_train_config, teacher_train_config
+from edgekd.distill.recipes import plain_batch_size, student_train_config, teacher_train_config
 from edgekd.distill.trainer import evaluate, pick_device, train
 from edgekd.errors import EdgekdError
 from edgekd.models.complexity import count_macs, count_params
@@ -115,10 +115,11 @@ def teacher_accuracy(teacher, split_name: str, images, indices, mean, std, devic
 
 
 def _teacher_settings(cfg: CompressConfig) -> dict:
-    return {k: getattr(cfg, k) for k in ("data", "image_size", "mean", "std", "input_range", "val_fraction",
-                                          "split_seed", "subset_seed", "train_subset", "teacher_arch", "teacher_kwargs",
-                                          "teacher_recipe", "teacher_epochs", "teacher_lr", "teacher_optimizer",
-                                          "teacher_weight_decay", "teacher_subset", "batch_size", "seed")}
+    return {**{k: getattr(cfg, k) for k in ("data", "image_size", "mean", "std", "input_range", "val_fraction",
+                                             "split_seed", "subset_seed", "train_subset", "teacher_arch", "teacher_kwargs",
+                                             "teacher_recipe", "teacher_epochs", "teacher_lr", "teacher_optimizer",
+                                             "teacher_weight_decay", "teacher_subset", "seed")},
+            "batch_size": plain_batch_size(cfg)}
 
 
 def _n_outputs(model: nn.Module, data: Dataset, device) -> int:
@@ -304,9 +305,6 @@ def _compress(cfg, out: Path, show_progress, log, teacher_module, student_module
     device = device_for(dist, cfg.device) or pick_device(cfg.device)
     if dist.main:
         atomic_write_bytes(out / "config.toml", to_toml(cfg.to_dict()).encode())
-    if dist.active:
-        log(f"distributed: {dist.world} processes ({dist.backend}); global batch {cfg.batch_size} = "
-            f"{cfg.batch_size // max(1, dist.world)} per rank, lr {cfg.lr}")
 
     t = time.perf_counter()
     data = data if data is not None else load_run_data(cfg, show_progress)
@@ -343,6 +341,9 @@ def _compress(cfg, out: Path, show_progress, log, teacher_module, student_module
         log("attention transfer pairs (student ↔ teacher): " + ", ".join(f"{s} ↔ {t}" for s, t in pairs))
     t = time.perf_counter()
     train_cfg = student_train_config(cfg, len(train_set))
+    if dist.active:
+        log(f"distributed: {dist.world} processes ({dist.backend}); global batch {train_cfg.batch_size} = "
+            f"{train_cfg.batch_size // dist.world} per rank, lr {train_cfg.lr:g}")
     result = train(student.model, train_set, splits.val_set, data.mean, data.std, train_cfg,
                    teacher=teacher if losses.needs_teacher else None, ig_maps=ig_maps, at_pairs=pairs,
                    checkpoint=out / "student.ckpt", device=device, progress_label=f"student ({cfg.method})",
@@ -377,8 +378,8 @@ def _compress(cfg, out: Path, show_progress, log, teacher_module, student_module
                             "ig_steps": ig_info["n_steps"] if ig_info else cfg.ig_steps},
         "attention_pairs": pairs,
         "seed": cfg.seed,
-        "distributed": {**dist.describe(), "global_batch": cfg.batch_size,
-                        "per_rank_batch": cfg.batch_size // dist.world, "lr": cfg.lr} if dist.active else None,
+        "distributed": {**dist.describe(), "global_batch": train_cfg.batch_size,
+                        "per_rank_batch": train_cfg.batch_size // dist.world, "lr": train_cfg.lr} if dist.active else None,
         "ig": ig_info,
         "timings": timings,
         "device": str(device),

@@ -11,6 +11,8 @@ trained for three epochs. It is meant for the ``airbench`` network.
 Students take the same two recipes (``recipe``): ``fast`` keeps airbench's optimiser,
 schedule and augmentation and swaps in the method's losses, so KD is function matching: the
 teacher scores the very crop, flip, IG overlay and mix the student sees, every step.
+``batch_size`` sets the student's batch under either recipe (0: the recipe's own); the fast
+recipe scales its learning rate with it, as airbench's per-example rate asks.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from dataclasses import replace
 from edgekd.distill.losses import LossConfig
 from edgekd.distill.trainer import TrainConfig
 
+PLAIN_BATCH_SIZE = 64
 AIRBENCH = dict(lr_per_1024=11.5, wd_per_1024=0.0153, momentum=0.85, bias_scaler=64.0, label_smoothing=0.2,
                 whiten_bias_epochs=3, batch_size=1024)
 
@@ -49,12 +52,24 @@ def fast_batch_size(n_images: int) -> int:
     return b
 
 
+def plain_batch_size(cfg) -> int:
+    """The plain recipe's batch: the setting, or 64 (``batch_size = 0``)."""
+    return cfg.batch_size or PLAIN_BATCH_SIZE
+
+
+def student_batch_size(cfg, n_images: int) -> int:
+    """The student's batch: the setting, or the recipe's own (fast: airbench's 1024, smaller for small sets)."""
+    if cfg.batch_size:
+        return cfg.batch_size
+    return fast_batch_size(n_images) if cfg.recipe == "fast" else PLAIN_BATCH_SIZE
+
+
 def teacher_train_config(cfg, n_images: int) -> TrainConfig:
     """The teacher stage's TrainConfig from a CompressConfig and the number of training images."""
     if cfg.teacher_recipe == "fast" or (cfg.teacher_recipe == "auto" and cfg.teacher_arch == "airbench"):
         return replace(fast_recipe(cfg.teacher_epochs, fast_batch_size(n_images), seed=cfg.seed, amp=cfg.amp),
                        sync_bn=cfg.sync_bn)
-    return TrainConfig(epochs=cfg.teacher_epochs, batch_size=cfg.batch_size, lr=cfg.teacher_lr,
+    return TrainConfig(epochs=cfg.teacher_epochs, batch_size=plain_batch_size(cfg), lr=cfg.teacher_lr,
                        optimizer=cfg.teacher_optimizer, weight_decay=cfg.teacher_weight_decay, schedule="cosine",
                        seed=cfg.seed, amp=cfg.amp, precise_bn_images=cfg.precise_bn_images, sync_bn=cfg.sync_bn,
                        loss=LossConfig(weights={"ce": 1.0}, params={"label_smoothing": cfg.label_smoothing}))
@@ -65,10 +80,10 @@ def student_train_config(cfg, n_images: int) -> TrainConfig:
     from edgekd.distill.config import loss_config
 
     if cfg.recipe == "fast":
-        return replace(fast_recipe(cfg.epochs, fast_batch_size(n_images), seed=cfg.seed, amp=cfg.amp),
+        return replace(fast_recipe(cfg.epochs, student_batch_size(cfg, n_images), seed=cfg.seed, amp=cfg.amp),
                        loss=loss_config(cfg), ig_p=cfg.ig_p, mix=cfg.mix, mix_alpha=cfg.mix_alpha,
                        teacher_targets=cfg.teacher_targets, precise_bn_images=cfg.precise_bn_images, sync_bn=cfg.sync_bn)
-    return TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, optimizer=cfg.optimizer,
+    return TrainConfig(epochs=cfg.epochs, batch_size=plain_batch_size(cfg), lr=cfg.lr, optimizer=cfg.optimizer,
                        weight_decay=cfg.weight_decay, schedule=cfg.schedule, seed=cfg.seed, ig_p=cfg.ig_p,
                        mix=cfg.mix, mix_alpha=cfg.mix_alpha, teacher_targets=cfg.teacher_targets, loss=loss_config(cfg),
                        precise_bn_images=cfg.precise_bn_images, amp=cfg.amp, sync_bn=cfg.sync_bn)
