@@ -2,6 +2,7 @@
 
     python benchmarks/students_converged.py --part curve --archs airbench_x0_5 --methods student,kd --epochs 8,16
     python benchmarks/students_converged.py --part tune --epochs 8 --temperatures 1,2,4  # KD's T (--alphas, --batch-sizes) on validation
+    python benchmarks/students_converged.py --part teacher --teacher-ls 0  # an airbench teacher without label smoothing
     python benchmarks/students_converged.py --part ship --seeds 0,1,2    # the README's CIFAR-10 command, exported
     python benchmarks/students_converged.py --part latency               # teacher ORT fp32 vs shipped INT8, interleaved
     python benchmarks/students_converged.py --part teacher-speed         # KD's teacher pass: one batch vs chunks
@@ -112,9 +113,12 @@ def part_curve(archs: list[str], methods: list[str], epochs: list[int], seed: in
 
 
 def part_tune(arch: str, epochs: int, temperatures: list[float], alphas: list[float], seed: int, data: str,
-              targets: str = "online", batch_sizes: tuple[int, ...] = (0,)) -> None:
-    """KD's temperature, weight, teacher targets and batch size, chosen on validation at a short schedule."""
+              targets: str = "online", batch_sizes: tuple[int, ...] = (0,), teacher: str = "") -> None:
+    """KD's temperature, weight, teacher targets, batch size and teacher, chosen on validation at a short schedule."""
     suffix, flags = _targets("kd", targets)
+    if teacher:  # another airbench teacher, e.g. trained without label smoothing (`edgekd train-teacher`)
+        suffix += f"-teacher-{Path(teacher).parent.name}"
+        flags += ["--teacher", teacher, "--teacher-arch", "airbench"]
     for batch in batch_sizes:  # 0: the recipe's own (airbench's 1024)
         b_suffix, b_flags = (f"-b{batch}", ["--batch-size", str(batch)]) if batch else ("", [])
         for temperature in temperatures:
@@ -157,6 +161,31 @@ def part_latency(runs: int, min_time: float) -> None:
     run["command"] = f"python benchmarks/students_converged.py --part latency --runs {runs} --min-time {min_time}"
     (OUT / "latency.json").write_text(json.dumps(run, indent=1))
     print(f"wrote {OUT / 'latency.json'}")
+
+
+def part_teacher(label_smoothing: float, epochs: int = 16, seed: int = 0, data: str = str(DATA)) -> str:
+    """An airbench teacher like the shipped one (benchmarks/teacher.md: fast recipe, 16 epochs) but with this label
+    smoothing, for `--part tune --teacher`: `edgekd train-teacher`, resumable; recorded in teachers.json."""
+    name = f"teacher-ls{label_smoothing:g}-e{epochs}-s{seed}"
+    out = RUNS / name
+    teachers = json.loads((OUT / "teachers.json").read_text()) if (OUT / "teachers.json").exists() else {}
+    if name not in teachers:
+        cmd = ["edgekd", "train-teacher", "--preset", "cpu", "--data", data, "--teacher-arch", "airbench", "--recipe",
+               "fast", "--teacher-epochs", str(epochs), "--label-smoothing", str(label_smoothing), "--seed", str(seed),
+               "--out", str(out)]
+        print("$ " + " ".join(cmd), flush=True)
+        t0 = time.perf_counter()
+        subprocess.run(cmd, check=True, cwd=ROOT)
+        info = json.loads((out / "teacher.json").read_text())
+        teachers[name] = {"command": " ".join(cmd).replace(str(ROOT) + "/", "").replace(str(ROOT.parent) + "/", "../"),
+                          "label_smoothing": label_smoothing, "epochs": epochs, "seed": seed,
+                          "val_acc": info["val_acc"], "test_acc": info["test_acc"],
+                          "test_acc_flip_tta": info["test_acc_flip_tta"], "process_wall_s": round(time.perf_counter() - t0, 1),
+                          "weights": _relative(str(out / "teacher.pt"))}
+        OUT.mkdir(exist_ok=True)
+        (OUT / "teachers.json").write_text(json.dumps(teachers, indent=1, sort_keys=True))
+    print(f"{name}: {teachers[name]}")
+    return str(out / "teacher.pt")
 
 
 def part_teacher_speed(reps: int = 5) -> None:
@@ -438,7 +467,8 @@ def _plot(curve: list[dict], ships: list[dict], path: Path) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--part", choices=["curve", "tune", "ship", "latency", "teacher-speed", "report"], required=True)
+    ap.add_argument("--part", choices=["curve", "tune", "teacher", "ship", "latency", "teacher-speed", "report"],
+                    required=True)
     ap.add_argument("--data", default=str(DATA))
     ap.add_argument("--archs", default="airbench_x0_5")
     ap.add_argument("--methods", default="student,kd")
@@ -449,6 +479,9 @@ def main() -> None:
     ap.add_argument("--teacher-targets", default="online", choices=["online", "cached"],
                     help="--part curve/tune: KD's teacher scores every batch, or each image and its mirror once")
     ap.add_argument("--batch-sizes", default="0", help="--part tune: the student's batch (0 = the recipe's own, 1024)")
+    ap.add_argument("--teacher", default="", help="--part tune: another airbench teacher's weights (default: the shipped)")
+    ap.add_argument("--teacher-ls", type=float, default=-1.0,
+                    help="--part teacher: the teacher's label smoothing (-1: airbench's 0.2)")
     ap.add_argument("--seeds", default="0")
     ap.add_argument("--runs", type=int, default=200)
     ap.add_argument("--min-time", type=float, default=2.0)
@@ -459,7 +492,9 @@ def main() -> None:
     elif args.part == "tune":
         part_tune(args.archs.split(",")[0], int(args.epochs.split(",")[0]), [float(x) for x in args.temperatures.split(",")],
                   [float(x) for x in args.alphas.split(",")], args.seed, args.data, args.teacher_targets,
-                  tuple(int(b) for b in args.batch_sizes.split(",")))
+                  tuple(int(b) for b in args.batch_sizes.split(",")), args.teacher)
+    elif args.part == "teacher":
+        part_teacher(args.teacher_ls, seed=args.seed, data=args.data)
     elif args.part == "ship":
         part_ship([int(s) for s in args.seeds.split(",")], args.data)
     elif args.part == "latency":

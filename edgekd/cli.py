@@ -210,6 +210,9 @@ def train_teacher(
     teacher_arch: Optional[str] = _opt("teacher_arch", "teacher architecture (registry name or package.module:callable)"),
     teacher_kwargs: Optional[str] = typer.Option(None, help="teacher builder arguments, e.g. widths=[64,256,256]"),
     teacher_epochs: Optional[int] = _opt("teacher_epochs", "teacher epochs"),
+    label_smoothing: Optional[float] = typer.Option(None, "--label-smoothing", help=_esc(
+        "the teacher's label smoothing; -1 = the recipe's own (fast: airbench's 0.2) "
+        + _default("teacher_label_smoothing"))),
     train_subset: Optional[int] = _opt("train_subset", "train on a stratified subset of this many images (0 = all)"),
     amp: Optional[str] = _opt("amp", "off | bf16 | auto"),
     seed: Optional[int] = _opt("seed", "random seed"),
@@ -226,8 +229,8 @@ def train_teacher(
 
     cfg = _collect(config, preset, data=data, image_size=image_size, teacher_recipe=recipe, teacher_arch=teacher_arch,
                    teacher_kwargs=parse_kwargs(teacher_kwargs, "--teacher-kwargs") if teacher_kwargs else None,
-                   teacher_epochs=teacher_epochs, train_subset=train_subset, amp=amp, seed=seed, out=out,
-                   device=device, threads=threads)
+                   teacher_epochs=teacher_epochs, teacher_label_smoothing=label_smoothing, train_subset=train_subset,
+                   amp=amp, seed=seed, out=out, device=device, threads=threads)
     info = run(cfg)
     if not info:
         return  # another torchrun rank: rank 0 reports

@@ -68,6 +68,20 @@ def test_fast_recipe_takes_the_methods_losses():
     assert student_train_config(resolve_config("cpu", overrides={"recipe": "plain"}), 45_000).batch_size == 64
     with pytest.raises(EdgekdError, match="batch_size must be ≥ 0"):
         resolve_config("cpu", overrides={"batch_size": -1})
+
+
+def test_teacher_label_smoothing_is_the_recipes_unless_set():
+    from edgekd.distill.pipeline import _teacher_settings
+    from edgekd.distill.recipes import teacher_train_config
+
+    cfg = resolve_config("cpu")
+    assert teacher_train_config(cfg, 45_000).loss.params["label_smoothing"] == 0.2  # airbench's
+    plain = resolve_config("cpu", overrides={"teacher_label_smoothing": 0.0})
+    assert teacher_train_config(plain, 45_000).loss.params["label_smoothing"] == 0.0
+    assert "teacher_label_smoothing" not in _teacher_settings(cfg)  # teachers cached before it keep their key
+    assert _teacher_settings(plain)["teacher_label_smoothing"] == 0.0
+    with pytest.raises(EdgekdError, match="teacher_label_smoothing must be ≤ 1"):
+        resolve_config("cpu", overrides={"teacher_label_smoothing": 1.5})
     with pytest.raises(EdgekdError, match="unknown recipe"):
         resolve_config("cpu", overrides={"recipe": "slow"})
     with pytest.raises(EdgekdError, match="unknown mix"):

@@ -47,6 +47,7 @@ class CompressConfig:
     teacher_optimizer: str = "adam"
     teacher_weight_decay: float = 0.0
     teacher_subset: int = 0  # 0 = same images as the student
+    teacher_label_smoothing: float = -1.0  # -1 = the recipe's own (fast: airbench's 0.2; plain: label_smoothing)
     allow_student_teacher: bool = False  # distil from a model edgekd wrote as a student
     # student
     student_arch: str = "student"  # registry name or package.module:callable
@@ -158,7 +159,7 @@ RANGES = {
     "lr": (0, None, True), "teacher_lr": (0, None, True), "weight_decay": (0, None, False),
     "teacher_weight_decay": (0, None, False), "val_fraction": (0, 1, True), "train_fraction": (0, 1, True),
     "ig_p": (0, 1, False), "alpha": (0, 1, False), "temperature": (0, None, True), "gamma": (0, None, False),
-    "label_smoothing": (0, 1, False), "cf": (1, None, False), "early_width": (0, None, True),
+    "label_smoothing": (0, 1, False), "teacher_label_smoothing": (-1, 1, False), "cf": (1, None, False), "early_width": (0, None, True),
     "train_subset": (0, None, False), "teacher_subset": (0, None, False), "precise_bn_images": (0, None, False),
     "val_subset": (0, None, False), "mix_alpha": (0, None, True),
     "threads": (0, None, False), "gate_pp": (0, None, False), "image_size": (0, None, False),

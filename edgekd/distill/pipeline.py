@@ -119,7 +119,9 @@ def _teacher_settings(cfg: CompressConfig) -> dict:
                                              "split_seed", "subset_seed", "train_subset", "teacher_arch", "teacher_kwargs",
                                              "teacher_recipe", "teacher_epochs", "teacher_lr", "teacher_optimizer",
                                              "teacher_weight_decay", "teacher_subset", "seed")},
-            "batch_size": plain_batch_size(cfg)}
+            "batch_size": plain_batch_size(cfg),
+            # (only when set: teachers cached before the setting existed keep their key)
+            **({"teacher_label_smoothing": cfg.teacher_label_smoothing} if cfg.teacher_label_smoothing >= 0 else {})}
 
 
 def _n_outputs(model: nn.Module, data: Dataset, device) -> int:

@@ -67,12 +67,16 @@ def student_batch_size(cfg, n_images: int) -> int:
 def teacher_train_config(cfg, n_images: int) -> TrainConfig:
     """The teacher stage's TrainConfig from a CompressConfig and the number of training images."""
     if cfg.teacher_recipe == "fast" or (cfg.teacher_recipe == "auto" and cfg.teacher_arch == "airbench"):
-        return replace(fast_recipe(cfg.teacher_epochs, fast_batch_size(n_images), seed=cfg.seed, amp=cfg.amp),
-                       sync_bn=cfg.sync_bn)
+        tc = replace(fast_recipe(cfg.teacher_epochs, fast_batch_size(n_images), seed=cfg.seed, amp=cfg.amp),
+                     sync_bn=cfg.sync_bn)
+        if cfg.teacher_label_smoothing >= 0:  # teachers trained with smoothing may distil worse (Müller et al. 2019)
+            tc = replace(tc, loss=LossConfig(weights={"ce": 1.0}, params={"label_smoothing": cfg.teacher_label_smoothing}))
+        return tc
+    smoothing = cfg.label_smoothing if cfg.teacher_label_smoothing < 0 else cfg.teacher_label_smoothing
     return TrainConfig(epochs=cfg.teacher_epochs, batch_size=plain_batch_size(cfg), lr=cfg.teacher_lr,
                        optimizer=cfg.teacher_optimizer, weight_decay=cfg.teacher_weight_decay, schedule="cosine",
                        seed=cfg.seed, amp=cfg.amp, precise_bn_images=cfg.precise_bn_images, sync_bn=cfg.sync_bn,
-                       loss=LossConfig(weights={"ce": 1.0}, params={"label_smoothing": cfg.label_smoothing}))
+                       loss=LossConfig(weights={"ce": 1.0}, params={"label_smoothing": smoothing}))
 
 
 def student_train_config(cfg, n_images: int) -> TrainConfig:

@@ -33,7 +33,10 @@ class WindowResult:
     bpm_rppg: float = math.nan
     snr_rppg: float = -math.inf
     flags: list[str] = field(default_factory=list)
-    head_speed: float = math.nan  # region heights/s (ibcg.head_speed): above MAX_HEAD_SPEED iBCG gives no rate
+    head_speed: float = math.nan  # region heights/s (ibcg.head_speed), reported
+    motion_px: float = math.nan  # iBCG's in-band head motion, px RMS (ibcg.MotionGate)
+    rigidity: float = math.nan  # upper and lower face moving alike in the band, 0–1 (ibcg.rigidity)
+    slope_ratio: float = math.nan  # power just below the iBCG rate over the rate's (ibcg.slope_ratio)
     passes: bool = False  # this window alone reaches the SNR threshold (before the hold rule)
 
     def to_dict(self) -> dict:

@@ -13,16 +13,61 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edgekd.heartrate.signal import DEFAULT_BAND_HZ, SpectralEstimate, bandpass, spectral_rate
+from edgekd.heartrate.signal import DEFAULT_BAND_HZ, SpectralEstimate, bandpass, detrend_linear, spectral_rate
 
 MIN_TRACKS = 3
-MIN_VALID_FRACTION = 0.9
-# Voluntary-motion gate: above this head speed (region heights per second) a window gives no iBCG rate.
-# Off: benchmarks/heartrate_motion.md found no threshold that stops every nod without refusing still small
-# faces (the fastest still window reached 0.100, and 26 false goods remained above it). Every window
-# reports its head speed; set a threshold here once a gate is shown to hold.
+MIN_VALID_FRACTION = 0.9  # a track lost for more than 10% of the window is not used
+MIN_COMPONENT_SHARE = 0.25  # of the first component's variance
+# Head speed alone cannot tell nodding from a still small face (benchmarks/heartrate_motion.md: the fastest still
+# window reached 0.100 region heights/s, and 26 false goods remained above it), so it is reported, not gated on.
 MAX_HEAD_SPEED = float("inf")
-MIN_COMPONENT_SHARE = 0.25  # of the first component's variance  # a track lost for more than 10% of the window is not used
+REFERENCE_HEIGHT_PX = 200.0  # the motion limit below is in pixels of a region this tall; taller regions scale it
+
+
+@dataclass(frozen=True)
+class MotionGate:
+    """When a window's head motion is in the heartbeat's regime, so that its iBCG rate may be read.
+
+    A heartbeat moves the whole head rigidly by a fraction of a pixel (Balakrishnan et al. 2013); nodding, glances,
+    talking and posture shifts move it by pixels, part of the face at a time, or as low-frequency swings whose
+    slope or harmonics reach into the heart band. Three checks, each on one measurable property:
+
+    - ``max_pulse_px``: the in-band vertical motion (RMS of the combined, band-passed pulse) at most this many pixels
+      for a region ``REFERENCE_HEIGHT_PX`` tall, proportionally more for taller regions (the recoil is a physical
+      distance, so its pixels grow with the face);
+    - ``min_rigidity``: the upper and lower halves of the tracked points move together in the band (the smaller
+      half's in-band RMS over the larger's): talking moves the jaw side alone;
+    - ``max_slope_ratio``: the rate is a peak of the raw motion's spectrum, not the flank of slower motion: the
+      largest power 0.1–0.25 Hz below the rate, over the power at the rate, at most this.
+
+    Thresholds: benchmarks/heartrate_motion.md (chosen on development sequences, checked on held-out ones).
+    """
+
+    max_pulse_px: float = float("inf")
+    min_rigidity: float = 0.0
+    max_slope_ratio: float = float("inf")
+    max_head_speed: float = float("inf")
+
+    def refuse(self, w: "IbcgWindow", height_px: float) -> str:
+        """Why this window's motion is not a heartbeat's, or "" when it may be."""
+        limit_px = self.max_pulse_px * max(1.0, height_px / REFERENCE_HEIGHT_PX)
+        if w.head_speed > self.max_head_speed:
+            return (f"head moving ({w.head_speed:.3f} region heights/s > {self.max_head_speed:g}): the heartbeat's "
+                    "recoil is only readable while the head is still")
+        if w.slope_ratio > self.max_slope_ratio:
+            return ("the rate sits on the flank of slower head motion (nodding, posture), not on a peak of its own "
+                    f"(power just below it {w.slope_ratio:.2f}× the rate's)")
+        if w.motion_px > limit_px:
+            return (f"head moving in the heart band ({w.motion_px:.2f} px RMS > {limit_px:.2f}): a heartbeat moves the "
+                    "head by a fraction of a pixel")
+        if w.rigidity < self.min_rigidity:
+            return (f"upper and lower face move apart (rigidity {w.rigidity:.2f} < {self.min_rigidity:g}): talking or "
+                    "expressions, not the heartbeat's rigid recoil")
+        return ""
+
+
+# Chosen on development sequences, checked on held-out ones (benchmarks/heartrate_motion.md).
+GATE = MotionGate(max_pulse_px=0.317, min_rigidity=0.3, max_slope_ratio=1.0)
 
 
 @dataclass
@@ -31,6 +76,8 @@ class IbcgSignal:
     used_tracks: np.ndarray  # indices into the window's points
     dropped_erratic: int
     reason: str = ""  # non-empty when no signal could be formed
+    raw: np.ndarray | None = None  # (T, K) detrended vertical motion of the used tracks, before the band-pass
+    filtered: np.ndarray | None = None  # (T, K) the same, band-passed
 
 
 def _fill_gaps(y: np.ndarray, ok: np.ndarray) -> np.ndarray:
@@ -78,7 +125,7 @@ def ibcg_signal(
         pulse = _most_periodic_component(filtered, fs, band, n_components)
     else:
         raise ValueError(f"unknown combination {combine!r} (pca or mean)")
-    return IbcgSignal(pulse, idx[keep], n_drop)
+    return IbcgSignal(pulse, idx[keep], n_drop, raw=detrend_linear(y[:, keep]), filtered=filtered)
 
 
 def _most_periodic_component(x: np.ndarray, fs: float, band, n_components: int) -> np.ndarray:
@@ -127,6 +174,31 @@ def head_speed(positions: np.ndarray, ok: np.ndarray, fs: float, smooth_s: float
     return float(np.percentile(speed, 95)) / height
 
 
+def rigidity(positions0_y: np.ndarray, filtered: np.ndarray) -> float:
+    """How rigidly the region moves in the band: the in-band RMS of the mean of its upper half of points and of its
+    lower half (by first-frame height), the smaller over the larger. 1: the halves move alike (a heartbeat);
+    near 0: one half moves alone (talking moves the jaw side). NaN with fewer than two points a half."""
+    upper = positions0_y < np.median(positions0_y)
+    if upper.sum() < 2 or (~upper).sum() < 2:
+        return float("nan")
+    a, b = filtered[:, upper].mean(axis=1).std(), filtered[:, ~upper].mean(axis=1).std()
+    return float(min(a, b) / max(a, b)) if max(a, b) > 0 else 1.0
+
+
+def slope_ratio(raw: np.ndarray, fs: float, freq_hz: float, below_hz: tuple[float, float] = (0.1, 0.25)) -> float:
+    """The raw (un-band-passed) motion's largest spectral power 0.1–0.25 Hz below ``freq_hz`` over its power at
+    ``freq_hz``. Above 1 the rate is not a peak of its own but the flank of slower motion leaking into the band."""
+    y = raw.mean(axis=1) if raw.ndim == 2 else raw
+    n = 8 * len(y)  # zero padding: the bins near the rate are finely spaced
+    power = np.abs(np.fft.rfft(y * np.hanning(len(y)), n)) ** 2
+    f = np.fft.rfftfreq(n, 1 / fs)
+    near = (f >= freq_hz - below_hz[1]) & (f <= freq_hz - below_hz[0])
+    at = power[np.argmin(np.abs(f - freq_hz))]
+    if not near.any() or at <= 0:
+        return float("nan")
+    return float(power[near].max() / at)
+
+
 @dataclass
 class IbcgWindow:
     bpm: float  # NaN when no signal could be formed
@@ -136,26 +208,47 @@ class IbcgWindow:
     estimate: SpectralEstimate | None
     reason: str = ""
     head_speed: float = float("nan")  # region heights per second, see head_speed
+    motion_px: float = float("nan")  # RMS of the band-passed pulse, px
+    rigidity: float = float("nan")  # see rigidity
+    slope_ratio: float = float("nan")  # see slope_ratio
+
+    def motion_measures(self) -> dict:
+        """What the motion gate judged, as ``WindowResult`` fields (reported whether it refused or not)."""
+        return {k: float(getattr(self, k)) for k in ("head_speed", "motion_px", "rigidity", "slope_ratio")}
+
+
+def region_height(positions: np.ndarray, ok: np.ndarray) -> float:
+    """The tracked points' 10th–90th percentile vertical spread in the first frame, px (at least 20)."""
+    first = np.asarray(positions, dtype=np.float64)[0, np.asarray(ok, dtype=bool)[0], 1]
+    first = first[np.isfinite(first)]
+    return max(float(np.percentile(first, 90) - np.percentile(first, 10)), 20.0) if len(first) else 20.0
 
 
 def ibcg_window(positions: np.ndarray, ok: np.ndarray, fs: float, band=DEFAULT_BAND_HZ,
-                combine: str = "mean", max_head_speed: float | None = None) -> IbcgWindow:
+                combine: str = "mean", max_head_speed: float | None = None, gate: MotionGate | None = None) -> IbcgWindow:
     """One analysis window of trajectories → rate, quality index and beat-interval rate.
 
     The single iBCG stage of the product: the video monitor and the trajectory files
-    (``edgekd heartrate --tracks``) both call it. A window whose head speed exceeds
-    ``max_head_speed`` (default: the module's ``MAX_HEAD_SPEED``) gives no rate.
+    (``edgekd heartrate --tracks``) both call it. A window whose motion ``gate`` (default: the module's
+    ``GATE``) refuses gives no rate, and says why; its motion measures are reported either way.
     """
     from edgekd.heartrate.signal import interval_rate
 
-    speed = head_speed(positions, ok, fs)
+    gate = gate or GATE
     limit = MAX_HEAD_SPEED if max_head_speed is None else max_head_speed
-    if speed > limit:
-        return IbcgWindow(float("nan"), float("-inf"), float("nan"), None, None,
-                          f"head moving ({speed:.3f} region heights/s > {limit:g}): the heartbeat's recoil "
-                          "is only readable while the head is still", speed)
+    if limit < gate.max_head_speed:
+        gate = MotionGate(gate.max_pulse_px, gate.min_rigidity, gate.max_slope_ratio, limit)
+    speed = head_speed(positions, ok, fs)
     est, sig = ibcg_estimate(positions, ok, fs, band, combine)
     if sig.reason:
         return IbcgWindow(float("nan"), float("-inf"), float("nan"), None, None, sig.reason, speed)
-    ibi, _ = interval_rate(sig.pulse, fs, est.freq_hz)
-    return IbcgWindow(est.bpm, est.snr_db, ibi, sig.pulse, est, head_speed=speed)
+    y0 = np.asarray(positions, dtype=np.float64)[0, sig.used_tracks, 1]
+    w = IbcgWindow(est.bpm, est.snr_db, float("nan"), sig.pulse, est, head_speed=speed,
+                   motion_px=float(sig.pulse.std()), rigidity=rigidity(y0, sig.filtered),
+                   slope_ratio=slope_ratio(sig.raw, fs, est.freq_hz) if np.isfinite(est.freq_hz) else float("nan"))
+    why = gate.refuse(w, region_height(positions, ok))
+    if why:
+        w.bpm, w.snr_db, w.reason = float("nan"), float("-inf"), why
+        return w
+    w.bpm_intervals, _ = interval_rate(sig.pulse, fs, est.freq_hz)
+    return w

@@ -17,7 +17,7 @@ import numpy as np
 from edgekd.errors import EdgekdError
 from edgekd.heartrate import face as facemod
 from edgekd.heartrate.fusion import DEFAULT_MIN_SNR_DB, DEFAULT_MIN_SNR_DB_RPPG, WindowResult, fuse, hold
-from edgekd.heartrate.ibcg import ibcg_window
+from edgekd.heartrate.ibcg import MotionGate, ibcg_window
 from edgekd.heartrate.rppg import roi_stats, rppg_estimate
 from edgekd.heartrate.signal import DEFAULT_BAND_HZ, bandpass, check_band
 
@@ -51,6 +51,7 @@ class HeartRateMonitor:
         min_snr_db_rppg: float = DEFAULT_MIN_SNR_DB_RPPG,
         face_timeout_s: float = 3.0,
         keep_history: bool = False,
+        gate: MotionGate | None = None,
     ):
         if method not in METHODS:
             raise EdgekdError(f"unknown heart-rate method {method!r}", f"use one of: {', '.join(METHODS)}")
@@ -76,6 +77,7 @@ class HeartRateMonitor:
         self.window_frames = int(round(window_s * fps))
         self.step_frames = max(1, int(round(step_s * fps)))
         self.keep_history = keep_history
+        self.gate = gate  # None: ibcg.GATE
         buf = None if keep_history else self.window_frames
         self._times: deque = deque(maxlen=buf)
         self._positions: deque = deque(maxlen=buf)
@@ -213,15 +215,16 @@ class HeartRateMonitor:
         # resample to a uniform grid: live cameras deliver frames with jitter
         grid = np.linspace(times[0], times[-1], n)
         uniform = np.allclose(np.diff(times), np.diff(grid), atol=0.1 / fs)
-        b_ibcg = s_ibcg = b_ibi = speed = math.nan
+        b_ibcg = s_ibcg = b_ibi = math.nan
+        motion = {}
         b_rppg = s_rppg = math.nan
         if self.method in ("ibcg", "fused") and len(self._positions) >= n:
             pos = np.asarray(self._positions, float)[-n:]
             ok = np.asarray(self._ok, bool)[-n:]
             if not uniform:
                 pos = _resample(times, pos, grid)
-            w = ibcg_window(pos, ok, fs, self.band, self.combine)
-            speed = w.head_speed
+            w = ibcg_window(pos, ok, fs, self.band, self.combine, gate=self.gate)
+            motion = w.motion_measures()
             if w.reason:
                 flags.append("ibcg: " + w.reason)
             else:
@@ -248,7 +251,7 @@ class HeartRateMonitor:
         return WindowResult(
             float(times[0]), float(times[-1]), float(bpm), float(snr), quality, source,
             bpm_ibcg=float(b_ibcg), snr_ibcg=_finite(s_ibcg), bpm_ibcg_intervals=float(b_ibi),
-            bpm_rppg=float(b_rppg), snr_rppg=_finite(s_rppg), flags=flags, head_speed=float(speed),
+            bpm_rppg=float(b_rppg), snr_rppg=_finite(s_rppg), flags=flags, **motion,
         )
 
     # ── history for plots / reports ──

@@ -194,8 +194,10 @@ def estimate_from_tracks(
     combine: str = "mean",
     min_snr_db: float = DEFAULT_MIN_SNR_DB,
     on_window=None,
+    gate=None,
 ) -> dict:
-    """Heart rate from feature trajectories (``edgekd heartrate --tracks``): the video path's iBCG stage and gate."""
+    """Heart rate from feature trajectories (``edgekd heartrate --tracks``): the video path's iBCG stage and gate
+    (``gate``: an ``ibcg.MotionGate``; None: the shipped ``ibcg.GATE``)."""
     from edgekd.heartrate.fusion import WindowResult, fuse, hold
     from edgekd.heartrate.ibcg import ibcg_window
     from edgekd.heartrate.monitor import _resample, summarize
@@ -221,12 +223,12 @@ def estimate_from_tracks(
         grid = np.linspace(times[0], times[-1], n)
         if not np.allclose(np.diff(times), np.diff(grid), atol=0.1 / fs):
             pos = _resample(times, np.where(np.isfinite(pos), pos, 0.0), grid)
-        w = ibcg_window(pos, ok, fs, band, combine)
+        w = ibcg_window(pos, ok, fs, band, combine, gate=gate)
         bpm, snr, source, quality = fuse(w.bpm, w.snr_db if math.isfinite(w.snr_db) else -math.inf, math.nan,
                                          -math.inf, min_snr_db)
         r = WindowResult(float(times[0]), float(times[-1]), float(bpm), float(snr), quality, source,
                          bpm_ibcg=float(w.bpm), snr_ibcg=float(snr), bpm_ibcg_intervals=float(w.bpm_intervals),
-                         flags=["ibcg: " + w.reason] if w.reason else [], head_speed=float(w.head_speed))
+                         flags=["ibcg: " + w.reason] if w.reason else [], **w.motion_measures())
         results.append(hold(results, r))
         if on_window is not None:
             on_window(r)
