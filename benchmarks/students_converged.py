@@ -45,6 +45,12 @@ def _teacher_targets(r: dict) -> str:
                                                           else "online")
 
 
+def _teacher_name(r: dict) -> str:
+    """The teacher a run distilled from: the shipped one, or the run folder of one `--part teacher` trained."""
+    words = r["command"].split()
+    return Path(words[words.index("--teacher") + 1]).parent.name if "--teacher" in words else "shipped"
+
+
 def _method(r: dict) -> str:
     return r["method"] + (" (cached targets)" if r["method"] != "student" and _teacher_targets(r) == "cached" else "")
 
@@ -72,7 +78,16 @@ def _run(key: str, args: list[str], data: str) -> dict:
     t0 = time.perf_counter()
     subprocess.run(cmd, check=True, cwd=ROOT)
     wall = time.perf_counter() - t0
-    rep = json.loads((out / "report.json").read_text())
+    record = _record(json.loads((out / "report.json").read_text()), cmd, wall)
+    records = _load()
+    records[key] = record
+    _save(records)
+    print(f"{key}: test {record['test_acc']:.2f} %, {record['timings']['total_s'] / 60:.1f} min", flush=True)
+    return record
+
+
+def _record(rep: dict, cmd: list[str], wall: float) -> dict:
+    """What runs.json keeps of one run's report.json."""
     s = rep["student"]
     record = {
         "command": " ".join(cmd).replace(str(ROOT) + "/", "").replace(str(ROOT.parent) + "/", "../"), "arch": s["arch"], "params": s["params"],
@@ -88,10 +103,6 @@ def _run(key: str, args: list[str], data: str) -> dict:
         fmts = rep["export"]["formats"]
         record["export"] = {"gate_passed": rep["export"]["gate_passed"], "dir": _relative(rep["export"]["dir"]),
                             **{f: fmts[f].get("test_acc") for f in fmts}}
-    records = _load()
-    records[key] = record
-    _save(records)
-    print(f"{key}: test {record['test_acc']:.2f} %, {record['timings']['total_s'] / 60:.1f} min", flush=True)
     return record
 
 
@@ -281,14 +292,19 @@ def part_report() -> None:
                   "it with the batch); on a CPU images/s hardly depends on the batch (the student min column), so more, "
                   "smaller steps cost no time "
                   "(`--part tune --temperatures 2 --alphas 0.8 --teacher-targets cached --batch-sizes 256,512`).", "",
-                  "| T | α | teacher targets | batch | val % | test % | student min |", "|---:|---:|---|---:|---:|---:|---:|"]
+                  "Teacher: *shipped*, the airbench teacher edgekd ships (label smoothing 0.2); *teacher-ls0-…*, one trained "
+                  "the same way without label smoothing (`--part teacher --teacher-ls 0`, then `--part tune --teacher "
+                  "PATH`; its accuracy is in `students_converged/teachers.json`).", "",
+                  "| T | α | teacher | teacher targets | batch | val % | test % | student min |",
+                  "|---:|---:|---|---|---:|---:|---:|---:|"]
         for r in sorted(tune.values(), key=lambda r: (r["hyperparameters"]["temperature"], r["hyperparameters"]["alpha"],
-                                                      _teacher_targets(r), -r["hyperparameters"]["batch_size"])):
+                                                      _teacher_name(r), _teacher_targets(r),
+                                                      -r["hyperparameters"]["batch_size"])):
             h = r["hyperparameters"]
-            lines.append(f"| {h['temperature']:g} | {h['alpha']:g} | {_teacher_targets(r)} | {h['batch_size']} | "
+            lines.append(f"| {h['temperature']:g} | {h['alpha']:g} | {_teacher_name(r)} | {_teacher_targets(r)} | {h['batch_size']} | "
                          f"{r['val_acc']:.2f} | {r['test_acc']:.2f} | {r['timings']['student_s'] / 60:.1f} |")
         lines.append("")
-    curve = [r for k, r in records.items() if not k.startswith(("ship-", "tune-"))]
+    curve = [r for k, r in records.items() if not k.startswith(("ship-", "tune-", "probe-"))]
     if curve:
         lines += ["## Accuracy against wall time", "",
                   "| student | method | epochs | seed | val % | test % | student training min | total min | CPU |",
@@ -355,9 +371,11 @@ def _reading(records: dict) -> list[str]:
            f"{_mean_sd(acc)} % over {len(ships)} seed(s) (ONNX INT8 {_mean_sd(int8)} %), {ships[0]['cpu']}. "
            f"Goal ≤ 30 min end to end: {'met' if max(wall) <= 30 else 'not met'} ({', '.join(f'{w:.1f}' for w in wall)} "
            f"min). Goal ≤ 0.6 M parameters: met ({ships[0]['params']:,})."]
-    curve = {k: r for k, r in records.items() if not k.startswith(("ship-", "tune-"))}
+    curve = {k: r for k, r in records.items() if not k.startswith(("ship-", "tune-", "probe-"))}
     tune = [r for k, r in records.items() if k.startswith("tune-")] + \
         [r for r in curve.values() if r["arch"] == "airbench_x0_5" and r["method"] == "kd" and r["epochs"] == 8]
+    other_teachers = [r for r in tune if _teacher_name(r) != "shipped"]
+    tune = [r for r in tune if _teacher_name(r) == "shipped"]
     if len(tune) > 1:
         best = max(tune, key=lambda r: r["val_acc"])
         cells = ", ".join(f"T {r['hyperparameters']['temperature']:g} α {r['hyperparameters']['alpha']:g}"
@@ -386,7 +404,8 @@ def _reading(records: dict) -> list[str]:
                    f"{o['timings']['student_s'] / 60:.1f} min. The cache gives up the ±2 px translation of the teacher's "
                    "view (the student still sees it) for an epoch ~35 % shorter; the validation cost is within "
                    "one seed's spread, so at a fixed half hour the preset spends the time on epochs.")
-    batches = sorted((r for r in cached if r["hyperparameters"]["temperature"] == 2 and r["hyperparameters"]["alpha"] == 0.8),
+    batches = sorted((r for r in cached if r["hyperparameters"]["temperature"] == 2 and r["hyperparameters"]["alpha"] == 0.8
+                      and r["epochs"] == 8),
                      key=lambda r: -r["hyperparameters"]["batch_size"])
     if len({r["hyperparameters"]["batch_size"] for r in batches}) > 1:
         best = max(batches, key=lambda r: r["val_acc"])
@@ -394,6 +413,29 @@ def _reading(records: dict) -> list[str]:
             f"{r['hyperparameters']['batch_size']}: val {r['val_acc']:.2f} % ({r['timings']['student_s'] / 60:.1f} min)"
             for r in batches) + f" → the recipe keeps {best['hyperparameters']['batch_size']}. Smaller steps cost no "
             "time on a CPU but bought nothing on validation.")
+    teachers = json.loads((OUT / "teachers.json").read_text()) if (OUT / "teachers.json").exists() else {}
+    for name in sorted({_teacher_name(r) for r in other_teachers}):
+        t = teachers.get(name, {})
+        runs = sorted((r for r in other_teachers if _teacher_name(r) == name), key=lambda r: -r["hyperparameters"]["alpha"])
+        cells = []
+        for r in runs:
+            h = r["hyperparameters"]
+            base = [b for b in tune if _teacher_targets(b) == _teacher_targets(r) and b["epochs"] == r["epochs"] and all(
+                b["hyperparameters"][k] == h[k] for k in ("temperature", "alpha", "batch_size"))]
+            early = [e["val_acc"] for e in r.get("history", [])[1 : r["epochs"] - 2]]
+            cells.append(f"T {h['temperature']:g}, α {h['alpha']:g}: val {r['val_acc']:.2f} % (test {r['test_acc']:.2f})"
+                         + (f", the training diverged: val at most {max(early):.1f} % from epoch 2 to {r['epochs'] - 2}"
+                            if early and max(early) < 50 else "")
+                         + (f"; from the shipped teacher {base[0]['val_acc']:.2f} %" if base else ""))
+        out.append(
+            f"- The teacher's label smoothing (Müller et al. 2019 found smoothed teachers distil worse). KD with "
+            f"{_teacher_targets(runs[0])} targets, {runs[0]['epochs']} epochs, seed 0, from a teacher trained like the "
+            f"shipped one but without smoothing (val {t.get('val_acc', float('nan')):.2f} %, test "
+            f"{t.get('test_acc', float('nan')):.2f} %; the shipped one: test "
+            f"{next((b['teacher_test_acc'] for b in tune if b.get('teacher_test_acc')), float('nan')):.2f} % with "
+            f"smoothing 0.2; `{t.get('command', '')}`): " + "; ".join(cells) + ". "
+            "Unsmoothed targets are sharper, so at the recipe's learning rate the KD term pushes harder than the labels "
+            "it was tuned for; on validation the shipped, smoothed teacher stays.")
     e18 = [r for r in curve.values() if r.get("note") and r["method"] == "kd+ig" and r["epochs"] == 18]
     if e18 and any(_teacher_targets(r) == "cached" for r in ships):
         out.append(f"- The preset with online targets (18 epochs, {len(e18)} seeds, exported): test "
@@ -426,6 +468,30 @@ def _reading(records: dict) -> list[str]:
         out.append(f"- KD {e} epochs: {r['test_acc']:.2f} % (val {r['val_acc']:.2f}) in "
                    f"{r['timings']['student_s'] / 60:.1f} min; the labels run nearest in time: {near['epochs']} epochs, "
                    f"{near['test_acc']:.2f} % (val {near['val_acc']:.2f}) in {near['timings']['student_s'] / 60:.1f} min.")
+    for k, r in sorted(records.items()):
+        if k.startswith("probe-") and r.get("note"):
+            out.append(f"- {r['arch']}, {_method(r)}, {r['epochs']} epochs, seed 0, {r['note']}: val {r['val_acc']:.2f} %, "
+                       f"test {r['test_acc']:.2f} % (`{r['command']}`).")
+    lr_probes = sorted((r for k, r in records.items() if k.startswith("probe-") and not r.get("note")),
+                       key=lambda r: -r["hyperparameters"]["lr"])
+    if lr_probes:
+        out.append(f"- The rate for {lr_probes[0]['arch']} under the fast recipe, chosen on validation after "
+                   f"{lr_probes[0]['epochs']} epochs (`edgekd compress --preset cpu --student-arch {lr_probes[0]['arch']} "
+                   "--method student --epochs 2 --lr-scale S --no-export`): " + ", ".join(
+                       f"lr {r['hyperparameters']['lr']:.3g} (epoch 1 val {r['history'][0]['val_acc']:.1f} %, epoch 2 "
+                       f"{r['history'][-1]['val_acc']:.1f} %)" for r in lr_probes)
+                   + ". The registry entry of the ResNet, MobileNetV2 and truncated-student families takes the best "
+                   "(`fast_recipe` in edgekd/models/), with plain BatchNorm shifts; only ResNet-20 was measured.")
+    others = {}
+    for r in curve.values():
+        if r["arch"] != "airbench_x0_5" and r["seed"] == 0:
+            others.setdefault((r["arch"], r["epochs"]), {})[r["method"]] = r
+    for (arch, e), runs in sorted(others.items()):
+        if len(runs) > 1:
+            out.append(f"- {arch}, {e} epochs, seed 0: " + ", ".join(
+                f"{'labels' if m == 'student' else m} {r['test_acc']:.2f} % (val {r['val_acc']:.2f}, "
+                f"{r['timings']['student_s'] / 60:.1f} min)" for m, r in sorted(runs.items(), key=lambda mr: mr[0] != "student"))
+                + " (one seed).")
     wide = [r for r in curve.values() if r["arch"] == "airbench93" and r["method"] == "kd"]
     kd05 = [r for (m, _), r in by.items() if m == "kd"]
     for r in wide:

@@ -115,7 +115,9 @@ def compress(
     teacher_epochs: Optional[int] = _opt("teacher_epochs", "teacher epochs (when training one)"),
     ig_steps: Optional[int] = _opt("ig_steps", "Integrated-Gradients steps"),
     train_subset: Optional[int] = _opt("train_subset", "train on a stratified subset of this many images (0 = all)"),
-    lr: Optional[float] = _opt("lr", "student learning rate"),
+    lr: Optional[float] = _opt("lr", "student learning rate (plain recipe)"),
+    lr_scale: Optional[float] = _opt("lr_scale", "fast recipe: multiply its learning rate by this (0 = the student's "
+                                                 "own default from its registry entry)"),
     batch_size: Optional[int] = _opt("batch_size", "batch size of the student (and of a plain-recipe teacher); 0 = the recipe's own (plain 64, fast 1024); the fast recipe scales its learning rate with it"),
     amp: Optional[str] = _opt("amp", "off | bf16 | auto (bf16 where the CPU has AVX-512-BF16/AMX, or a GPU)"),
     seed: Optional[int] = _opt("seed", "random seed of the student run"),
@@ -126,6 +128,8 @@ def compress(
     formats: Optional[str] = _opt("formats", "comma-separated export formats: onnx, onnx-int8, tflite, tflite-int8"),
     name: Optional[str] = typer.Option(None, help=_esc("export folder name [default: from data, student and method]")),
     gate_pp: Optional[float] = _opt("gate_pp", "fail if an exported INT8 model loses more than this many points of test accuracy"),
+    robustness_images: Optional[int] = _opt("robustness_images", "test images scored again under JPEG, noise, blur, "
+                                            "brightness and contrast for the card's robustness section (0 = none)"),
     latency_budget_ms: Optional[float] = _opt("latency_budget_ms", "choose the student by measured INT8 latency: the best "
                                               "proxy-scored candidate whose file runs within this many ms (p50), then "
                                               "check the shipped file meets it (0 = off)"),
@@ -147,14 +151,15 @@ def compress(
     from edgekd.utils.config import parse_kwargs
 
     _quiet_third_party(verbose)
-    cfg = _collect(config, preset, data=data, image_size=image_size, input_range=input_range, gate_pp=gate_pp, teacher=teacher,
+    cfg = _collect(config, preset, data=data, image_size=image_size, input_range=input_range, gate_pp=gate_pp,
+                   robustness_images=robustness_images, teacher=teacher,
                    teacher_arch=teacher_arch,
                    teacher_kwargs=parse_kwargs(teacher_kwargs, "--teacher-kwargs") if teacher_kwargs else None,
                    student_arch=student_arch,
                    student_kwargs=parse_kwargs(student_kwargs, "--student-kwargs") if student_kwargs else None,
                    cf=cf, method=method, epochs=epochs, recipe=recipe, alpha=alpha, temperature=temperature, mix=mix,
                    teacher_targets=teacher_targets, teacher_epochs=teacher_epochs, ig_steps=ig_steps,
-                   train_subset=train_subset, lr=lr, batch_size=batch_size, amp=amp, seed=seed, out=out, device=device,
+                   train_subset=train_subset, lr=lr, lr_scale=lr_scale, batch_size=batch_size, amp=amp, seed=seed, out=out, device=device,
                    threads=threads,
                    export=export, formats=formats, name=name, verbose=verbose or None,
                    latency_budget_ms=latency_budget_ms, latency_format=latency_format, latency_table=latency_table,
@@ -272,6 +277,8 @@ def export_cmd(
     name: Optional[str] = typer.Option(None, help=_esc("folder name [default: from data and architecture]")),
     gate_pp: float = typer.Option(1.0, help="fail if an exported model loses more than this many points of test accuracy"),
     calib_images: int = typer.Option(256, help="training images used to calibrate INT8 (never test images)"),
+    robustness_images: int = typer.Option(1000, help="test images scored again under JPEG, noise, blur, brightness and "
+                                                     "contrast for the card's robustness section (0 = none)"),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="show third-party logs"),
 ):
     """Export any classifier to ONNX / TFLite (fp32 + INT8), check each file's accuracy with its runtime, write the card.
@@ -283,12 +290,13 @@ def export_cmd(
     from edgekd.utils.config import parse_kwargs
 
     _quiet_third_party(verbose)
-    if gate_pp < 0 or calib_images < 1:
-        raise EdgekdError("--gate-pp must be ≥ 0 and --calib-images ≥ 1")
+    if gate_pp < 0 or calib_images < 1 or robustness_images < 0:
+        raise EdgekdError("--gate-pp and --robustness-images must be ≥ 0 and --calib-images ≥ 1")
     result = export_file(model, data=data, arch=arch, arch_kwargs=parse_kwargs(arch_kwargs, "--arch-kwargs"),
                          input_range=input_range, mean=_floats(mean, "--mean"), std=_floats(std, "--std"),
                          image_size=image_size, select_split=select_split, formats=formats, export_dir=export_dir,
-                         name=name, gate_pp=gate_pp, calib_images=calib_images, log=typer.echo)
+                         name=name, gate_pp=gate_pp, calib_images=calib_images,
+                         robustness_images=robustness_images, log=typer.echo)
     typer.echo(f"exported: {result['dir']} (card.md, card.json)")
 
 

@@ -103,7 +103,10 @@ def test_interval_rate_matches_pulse_train():
 def test_fusion_rules():
     assert fuse(70.0, 8.0, 72.0, 8.0)[2:] == ("ibcg+rppg", "good")
     assert abs(fuse(70.0, 8.0, 72.0, 8.0)[0] - 71.0) < 1e-9
-    assert fuse(70.0, 8.0, 110.0, 4.0)[2:] == ("ibcg", "good")  # disagree: higher SNR wins
+    # both pass but disagree: one of them is wrong and nothing says which -> the higher SNR's number, called low
+    assert fuse(70.0, 8.0, 110.0, 4.0)[2:] == ("ibcg≠rppg", "low")
+    assert fuse(70.0, 8.0, 110.0, 4.0)[0] == 70.0
+    assert fuse(70.0, 8.0, 110.0, 1.0)[2:] == ("ibcg", "good")  # rPPG below its threshold: no cross-check
     assert fuse(70.0, -3.0, 110.0, 4.0)[2:] == ("rppg", "good")
     assert fuse(math.nan, -math.inf, math.nan, -math.inf)[2:] == ("none", "low")
 

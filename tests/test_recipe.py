@@ -188,3 +188,19 @@ def test_fast_recipe_speeds_up_only_the_norm_shifts_of_any_student():
     assert {names[id(p)].rsplit(".", 1)[-1] for p in fast["params"]} == {"bias"}
     assert names[id(model.stem[1].weight)] in {names[id(p)] for p in base["params"]}  # a norm scale: base rate
     assert "fc.bias" in {names[id(p)] for p in base["params"]}  # not a norm: base rate
+
+
+def test_a_student_family_changes_the_fast_recipe_through_its_registry_entry():
+    from edgekd.models.registry import get_default_cfg
+
+    airbench = student_train_config(resolve_config("cpu"), 45_000)
+    resnet = student_train_config(resolve_config("cpu", overrides={"student_arch": "resnet20"}), 45_000)
+    scale = get_default_cfg("resnet20")["fast_recipe"]["lr_scale"]
+    assert 0 < scale < 1 and get_default_cfg("airbench_x0_5")["fast_recipe"] == {}
+    # airbench's rates diverge on a ResNet (benchmarks/students_converged.md): a smaller rate, plain norm shifts
+    assert resnet.lr == pytest.approx(airbench.lr * scale) and resnet.norm_bias_lr_scale == 1.0
+    assert airbench.norm_bias_lr_scale == 64.0
+    mine = student_train_config(resolve_config("cpu", overrides={"student_arch": "resnet20", "lr_scale": 0.5}), 45_000)
+    assert mine.lr == pytest.approx(airbench.lr * 0.5)  # --lr-scale wins over the registry
+    with pytest.raises(EdgekdError, match="lr_scale must be ≥ 0"):
+        resolve_config("cpu", overrides={"lr_scale": -1.0})

@@ -75,6 +75,7 @@ def render_markdown(card: dict) -> str:
             lines.append("|  | 7-bit weights (reduce_range): the exporting x86 CPU has no VNNI, where 8-bit weights saturate ONNX Runtime's U8S8 kernels | | | | | | | |")
         if row.get("float_nodes"):
             lines.append(f"|  | kept in float: {', '.join(row['float_nodes'])} | | | | | | | |")
+    lines += _robustness_lines(card.get("robustness"))
     lines += _kernel_check_lines(card.get("kernel_checks"))
     lines += _latency_lines(card.get("latency"))
     pre = card.get("preprocess", {})
@@ -90,6 +91,22 @@ def render_markdown(card: dict) -> str:
 
 STAGES = {"data_s": "data", "teacher_s": "teacher", "ig_s": "IG maps", "student_s": "student training",
           "export_s": "export and gate", "total_s": "total"}
+
+
+def _robustness_lines(rob: dict | None) -> list[str]:
+    if not rob:
+        return []
+    names = list(rob["corruptions"])
+    lines = ["", "## Robustness", "",
+             f"Top-1 accuracy % on {rob['images']} evenly spaced {rob['split']} images, clean and under deterministic "
+             f"corruptions generated from them ({rob['severity']}; seed {rob['seed']}): "
+             + "; ".join(f"{k}: {v}" for k, v in rob["corruptions"].items())
+             + ". Mean drop: the mean over corruptions of clean − corrupted.", "",
+             "| file | clean | " + " | ".join(names) + " | mean drop pp |", "| --- |" + " ---: |" * (len(names) + 2)]
+    for name, acc in rob["accuracy"].items():
+        drop = sum(acc["clean"] - acc[c] for c in names) / len(names)
+        lines.append(f"| {name} | {acc['clean']:.1f} | " + " | ".join(f"{acc[c]:.1f}" for c in names) + f" | {drop:.1f} |")
+    return lines
 
 
 def _kernels_sentence(kernels: dict | None) -> str:

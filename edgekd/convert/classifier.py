@@ -38,6 +38,8 @@ from edgekd.convert.export import export_model
 from edgekd.convert.onnx import saturates_8bit_weights
 from edgekd.convert.runners import Predictor
 from edgekd.convert.spec import InputSpec
+from edgekd.data.corruptions import CORRUPTIONS, SEVERITY_SOURCE, corrupt
+from edgekd.data.dataset import IndexedArray
 from edgekd.errors import EdgekdError
 from edgekd.utils.io import sha256_file
 from edgekd.utils.system import kernels_here
@@ -85,6 +87,31 @@ def agreement(logits: np.ndarray, reference: np.ndarray) -> dict:
     d = np.abs(logits - reference)
     return {"max_abs_diff": float(d.max()), "mean_abs_diff": float(d.mean()),
             "top1_agreement": float((logits.argmax(1) == reference.argmax(1)).mean())}
+
+
+def corruption_accuracy(model, spec: InputSpec, files: dict[str, Path], test: LabelledImages, images: int,
+                        corruptions=tuple(CORRUPTIONS), seed: int = 0, batch: int = BATCH) -> dict:
+    """Top-1 accuracy of PyTorch and of every exported file on ``images`` evenly spaced test images, clean and under
+    each corruption (:mod:`edgekd.data.corruptions`). Streamed: each batch is corrupted once and run through every
+    model, so memory holds one batch per corruption, never a corrupted copy of the split."""
+    import torch
+
+    index = np.unique(np.linspace(0, len(test) - 1, min(images, len(test))).round().astype(np.int64))
+    subset, labels = IndexedArray(test.images, index), test.labels[index]
+    predictors = {name: Predictor(path) for name, path in files.items()}
+    correct = {name: dict.fromkeys(("clean", *corruptions), 0) for name in ("torch", *predictors)}
+    views = {"clean": subset, **{c: corrupt(subset, c, seed) for c in corruptions}}
+    with torch.no_grad():
+        for lo in range(0, len(index), batch):
+            y = labels[lo : lo + batch]
+            for cname, view in views.items():
+                x = spec.preprocess(np.asarray(view[lo : lo + batch]))
+                correct["torch"][cname] += int((model(torch.from_numpy(x)).float().numpy().argmax(1) == y).sum())
+                for name, predictor in predictors.items():
+                    correct[name][cname] += int((predictor(x).argmax(1) == y).sum())
+    acc = {name: {c: 100.0 * k / len(index) for c, k in row.items()} for name, row in correct.items()}
+    return {"split": test.name, "images": int(len(index)), "seed": seed, "severity": SEVERITY_SOURCE,
+            "corruptions": {c: CORRUPTIONS[c].description for c in corruptions}, "accuracy": acc}
 
 
 def check_finite_model(model, spec: InputSpec, images) -> None:
@@ -228,8 +255,10 @@ def export_classifier(
     gate_pp: float = 1.0,
     card_info: dict | None = None,
     log: Callable[[str], None] = print,
+    robustness_images: int = 1000,
 ) -> dict:
-    """``val`` is the selection split (never images the model was trained on); ``test`` is scored once."""
+    """``val`` is the selection split (never images the model was trained on); ``test`` is scored once.
+    ``robustness_images`` test images (0: none) are scored again under corruptions for the card's robustness section."""
     import torch
 
     out_dir = Path(out_dir)
@@ -274,6 +303,14 @@ def export_classifier(
         log(f"  {name:12s} {test.name} {test_acc:6.2f}%  drop {row['drop_pp']:+.2f} pp  "
             f"agreement {100 * row['parity']['top1_agreement']:.2f}%  [{row['gate']}]")
 
+    robustness = None
+    if robustness_images > 0:
+        files = {name: out_dir / row["file"] for name, row in results.items() if row["status"] == "ok"}
+        robustness = corruption_accuracy(model, spec, files, test, robustness_images)
+        worst = {name: min(v for c, v in acc.items() if c != "clean") for name, acc in robustness["accuracy"].items()}
+        log(f"  robustness   {robustness['images']} {test.name} images under {len(robustness['corruptions'])} "
+            f"corruptions: worst case " + ", ".join(f"{k} {v:.1f}%" for k, v in worst.items()))
+
     rng = np.random.default_rng(0)
     samples = calibration_images[rng.permutation(len(calibration_images))[:N_SAMPLES]]
     np.save(out_dir / "samples.npy", samples)
@@ -290,6 +327,8 @@ def export_classifier(
                  "failures": failures, "kernels": kernels_here()},
         "formats": results,
     }
+    if robustness:
+        card["robustness"] = robustness
     write_card(out_dir, card)
     if failures:
         raise GateFailed("accuracy gate failed: " + "; ".join(failures),

@@ -83,6 +83,7 @@ class CompressConfig:
     epochs: int = 5
     batch_size: int = 0  # 0 = the recipe's own: plain 64; fast airbench's 1024 (smaller for small sets)
     lr: float = 1e-3
+    lr_scale: float = 0.0  # fast recipe: multiplies its learning rate (0 = the student's registry default)
     optimizer: str = "adam"
     schedule: str = "cosine"
     weight_decay: float = 0.0
@@ -99,6 +100,7 @@ class CompressConfig:
     formats: str = "all"
     calib_images: int = 256
     gate_pp: float = 1.0
+    robustness_images: int = 1000  # test images scored again under corruptions for the card (0 = no robustness section)
     # runtime
     device: str = "auto"
     sync_bn: bool = False  # under torchrun on GPUs: SyncBatchNorm across ranks
@@ -156,13 +158,13 @@ CHOICES = {
 RANGES = {
     "epochs": (1, None, False), "teacher_epochs": (1, None, False), "batch_size": (0, None, False),
     "ig_steps": (0, None, False), "ig_tolerance": (0, None, True), "ig_internal_batch": (1, None, False), "calib_images": (1, None, False),
-    "lr": (0, None, True), "teacher_lr": (0, None, True), "weight_decay": (0, None, False),
+    "lr": (0, None, True), "lr_scale": (0, None, False), "teacher_lr": (0, None, True), "weight_decay": (0, None, False),
     "teacher_weight_decay": (0, None, False), "val_fraction": (0, 1, True), "train_fraction": (0, 1, True),
     "ig_p": (0, 1, False), "alpha": (0, 1, False), "temperature": (0, None, True), "gamma": (0, None, False),
     "label_smoothing": (0, 1, False), "teacher_label_smoothing": (-1, 1, False), "cf": (1, None, False), "early_width": (0, None, True),
     "train_subset": (0, None, False), "teacher_subset": (0, None, False), "precise_bn_images": (0, None, False),
     "val_subset": (0, None, False), "mix_alpha": (0, None, True),
-    "threads": (0, None, False), "gate_pp": (0, None, False), "image_size": (0, None, False),
+    "threads": (0, None, False), "gate_pp": (0, None, False), "robustness_images": (0, None, False), "image_size": (0, None, False),
     "subset_seed": (-1, None, False), "split_seed": (0, None, False), "seed": (0, None, False),
     "fraction_seed": (0, None, False), "dist_timeout_s": (0, None, True),
     "latency_budget_ms": (0, None, False), "latency_threads": (1, None, False), "proxy_candidates": (1, None, False), "proxy_epochs": (1, None, False),

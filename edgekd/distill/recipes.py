@@ -79,12 +79,26 @@ def teacher_train_config(cfg, n_images: int) -> TrainConfig:
                        loss=LossConfig(weights={"ce": 1.0}, params={"label_smoothing": smoothing}))
 
 
+def fast_overrides(cfg) -> dict:
+    """What the student's registry entry changes in the fast recipe (``default_cfg["fast_recipe"]``)."""
+    from edgekd.models.registry import get_default_cfg, is_registered
+
+    return dict(get_default_cfg(cfg.student_arch).get("fast_recipe", {})) if is_registered(cfg.student_arch) else {}
+
+
+def fast_lr_scale(cfg) -> float:
+    """The factor on the fast recipe's learning rate: the setting, or the student's registry default (1)."""
+    return cfg.lr_scale or fast_overrides(cfg).get("lr_scale", 1.0)
+
+
 def student_train_config(cfg, n_images: int) -> TrainConfig:
     """The student stage's TrainConfig: the method's losses on the plain or the fast recipe."""
     from edgekd.distill.config import loss_config
 
     if cfg.recipe == "fast":
-        return replace(fast_recipe(cfg.epochs, student_batch_size(cfg, n_images), seed=cfg.seed, amp=cfg.amp),
+        tc = fast_recipe(cfg.epochs, student_batch_size(cfg, n_images), seed=cfg.seed, amp=cfg.amp)
+        return replace(tc, lr=tc.lr * fast_lr_scale(cfg), norm_bias_lr_scale=fast_overrides(cfg).get(
+                           "norm_bias_lr_scale", tc.norm_bias_lr_scale),
                        loss=loss_config(cfg), ig_p=cfg.ig_p, mix=cfg.mix, mix_alpha=cfg.mix_alpha,
                        teacher_targets=cfg.teacher_targets, precise_bn_images=cfg.precise_bn_images, sync_bn=cfg.sync_bn)
     return TrainConfig(epochs=cfg.epochs, batch_size=plain_batch_size(cfg), lr=cfg.lr, optimizer=cfg.optimizer,

@@ -26,7 +26,7 @@ class WindowResult:
     bpm: float  # NaN when no estimate is possible
     snr_db: float
     quality: str  # "good" or "low"
-    source: str  # "ibcg", "rppg", "ibcg+rppg" or "none"
+    source: str  # "ibcg", "rppg", "ibcg+rppg" (agreeing), "ibcg≠rppg" (both passed, disagreeing: low) or "none"
     bpm_ibcg: float = math.nan
     snr_ibcg: float = -math.inf
     bpm_ibcg_intervals: float = math.nan
@@ -55,7 +55,10 @@ def fuse(
     """(bpm, snr_db, source, quality) from the two estimates and their quality indices.
 
     Both good and agreeing → SNR-weighted average (linear power ratio as weight). Both
-    good but disagreeing → the higher SNR wins. One good → that one. None good → the
+    good but disagreeing → the higher-SNR number, called "low" with source "ibcg≠rppg": two
+    independent measurements of one heart that differ by more than AGREE_BPM mean at least one
+    of them is wrong (head motion passing for a heartbeat, a lighting flicker passing for a
+    pulse), and nothing in the window says which. One good → that one. None good → the
     higher-SNR number is still reported, flagged "low", so a user never reads it as a
     confident rate.
     """
@@ -72,6 +75,9 @@ def fuse(
         w = [10 ** (c[1] / 10) for c in good]
         bpm = (w[0] * good[0][0] + w[1] * good[1][0]) / (w[0] + w[1])
         return bpm, max(c[1] for c in good), "ibcg+rppg", "good"
+    if len(good) == 2:
+        bpm, snr, _ = max(good, key=lambda c: c[1])
+        return bpm, snr, "ibcg≠rppg", "low"
     pool = good or candidates
     bpm, snr, name = max(pool, key=lambda c: c[1])
     return bpm, snr, name, "good" if good else "low"

@@ -18,7 +18,7 @@ from edgekd.errors import EdgekdError
 from edgekd.heartrate import face as facemod
 from edgekd.heartrate.fusion import DEFAULT_MIN_SNR_DB, DEFAULT_MIN_SNR_DB_RPPG, WindowResult, fuse, hold
 from edgekd.heartrate.ibcg import MotionGate, ibcg_window
-from edgekd.heartrate.rppg import roi_stats, rppg_estimate
+from edgekd.heartrate.rppg import FULL_FRAME_GRID, REGION_GRID, tile_rects, tile_stats, tiled_rppg_estimate
 from edgekd.heartrate.signal import DEFAULT_BAND_HZ, bandpass, check_band
 
 METHODS = ("ibcg", "rppg", "fused")
@@ -29,7 +29,9 @@ TRACK_MARGIN = 20  # px: a DFE crop (31×31) plus a little search room must fit 
 class HeartRateMonitor:
     """Window-by-window heart rate from motion (iBCG), colour (rPPG) or both (fused).
 
-    ``roi="face"`` finds the face with the Haar cascade and uses forehead, nose and cheeks;
+    ``roi="face"`` finds the face with the Haar cascade; motion is tracked on forehead, nose and
+    cheeks, colour is read from forehead and cheek tiles that follow the face (by the tracked
+    points, or by finding the face again every step when nothing is tracked).
     ``roi="full"`` treats the whole frame as skin (videos that are already a skin crop).
     ``tracker`` is a method name for :func:`edgekd.track.create_tracker` (``encoder`` for dfe).
     """
@@ -88,7 +90,8 @@ class HeartRateMonitor:
         self._tracker = None
         self._box = None
         self._rects = None
-        self._mask = None
+        self._tiles = None  # rPPG tiles (x0, y0, x1, y1) where the colour is read now
+        self._tile_origin = None  # the same tiles on the frame the tracks started on
         self._start_pts = None
         self._frames_seen = 0
         self._since_estimate = 0
@@ -115,8 +118,7 @@ class HeartRateMonitor:
                 return False
             rects = facemod.region_rects(box)
         self._box, self._rects, self.face_box = box, rects, box
-        rppg_rects = rects if self.roi == "full" else facemod.region_rects(box, facemod.RPPG_REGIONS)
-        self._mask = facemod.skin_mask(frame.shape, rppg_rects)
+        self._tiles = self._tile_origin = self._colour_tiles(box)
         if self.method in ("ibcg", "fused"):
             self._start_tracking(frame)
         return True
@@ -144,7 +146,7 @@ class HeartRateMonitor:
         if t is None:
             t = self._frames_seen / self.fps
         self._frames_seen += 1
-        fresh = self._mask is None
+        fresh = self._tiles is None
         if fresh and not self._setup(frame):
             return None
         if self._tracker is not None and not fresh:
@@ -154,13 +156,17 @@ class HeartRateMonitor:
             pos, ok = np.asarray(pos, np.float64), np.asarray(ok, bool)
             self._positions.append(pos)
             self._ok.append(ok)
-            self._moved_mask(frame, pos, ok)
-        rgb, dark, saturated = roi_stats(frame, self._mask)
+            self._follow_tracks(pos, ok)
+        elif not fresh and self.roi == "face" and self._frames_seen % self.step_frames == 0:
+            self._follow_face(frame)
+        rgb, dark, saturated = tile_stats(frame, self._tiles)
         self._times.append(float(t))
         self._rgb.append(rgb)
         self._dark.append(dark)
         self._saturated.append(saturated)
         self._since_estimate += 1
+        if len(self._times) < self.window_frames and self._frames_seen % self.step_frames == 0:
+            self._maybe_retrack(frame)  # lost tracks restart before the first window too, not a window later
         if len(self._times) >= self.window_frames and self._since_estimate >= self.step_frames:
             self._since_estimate = 0
             result = hold(self.results, self._estimate())
@@ -169,16 +175,30 @@ class HeartRateMonitor:
             return result
         return None
 
-    def _moved_mask(self, frame, pos, ok) -> None:
-        # the colour region follows the head: shift it by the tracked points' median motion
+    def _colour_tiles(self, box) -> list:
+        if self.roi == "full":
+            return tile_rects([box], FULL_FRAME_GRID)
+        return tile_rects(facemod.region_rects(box, facemod.RPPG_REGIONS), REGION_GRID)
+
+    def _follow_tracks(self, pos, ok) -> None:
+        # the colour tiles follow the head: shifted by the tracked points' median motion
         if self.roi == "full" or not ok.any():
             return
         shift = np.median(pos[ok] - self._start_pts[ok], axis=0)
-        if np.all(np.abs(shift) < 2):
+        # sub-2-px shifts (the heartbeat itself) keep the tiles still: rounding would make them flicker
+        dx, dy = (0, 0) if np.all(np.abs(shift) < 2) else np.round(shift).astype(int)
+        self._tiles = [(x0 + dx, y0 + dy, x1 + dx, y1 + dy) for x0, y0, x1, y1 in self._tile_origin]
+
+    def _follow_face(self, frame) -> None:
+        # nothing is tracked (rPPG alone): find the face again; move the tiles only when the face has
+        # moved more than a twentieth of its width, so detector jitter does not shake the colour signal
+        box = facemod.detect_face(frame)
+        if box is None:
             return
-        dx, dy = np.round(shift).astype(int)
-        rects = facemod.region_rects(self._box, facemod.RPPG_REGIONS)
-        self._mask = facemod.skin_mask(frame.shape, [(x0 + dx, y0 + dy, x1 + dx, y1 + dy) for x0, y0, x1, y1 in rects])
+        x, y, w, _ = self._box
+        if max(abs(box[0] - x), abs(box[1] - y), abs(box[2] - w)) > w / 20:
+            self._box = self.face_box = box
+            self._tiles = self._tile_origin = self._colour_tiles(box)
 
     def _maybe_retrack(self, frame) -> None:
         # when most points are lost, start fresh ones; the next windows use only the new tracks
@@ -187,11 +207,14 @@ class HeartRateMonitor:
         if np.mean(self._ok[-1]) < 0.5:
             self._positions.clear()
             self._ok.clear()
+            self._tile_origin = list(self._tiles)  # the new tracks start where the tiles are now
             if self.roi == "face":
                 box = facemod.detect_face(frame)
                 if box is not None:
-                    self._box = box
+                    self._box = self.face_box = box
                     self._rects = facemod.region_rects(box)
+                    self._tile_origin = self._colour_tiles(box)
+            self._tiles = self._tile_origin
             self._start_tracking(frame)
 
     # ── per window ──
@@ -240,14 +263,19 @@ class HeartRateMonitor:
                 flags.append("rppg: skin region too dark")
             if saturated:
                 flags.append("rppg: skin region saturated (over-exposed)")
-            if not (dark or saturated) and np.isfinite(rgb).all():
+            inside = np.isfinite(rgb).all(axis=(0, 2)).any()
+            if not inside:
+                flags.append("rppg: no skin tile stayed inside the frame for the whole window")
+            if not (dark or saturated) and inside:
                 if not uniform:
                     rgb = _resample(times, rgb, grid)
-                est, pulse = rppg_estimate(rgb, fs, self.band, self.rppg_algorithm)
+                est, pulse, _ = tiled_rppg_estimate(rgb, fs, self.band, self.rppg_algorithm)
                 b_rppg, s_rppg = est.bpm, est.snr_db
                 self.last_pulse["rppg"] = (grid, pulse, est)
         bpm, snr, source, quality = fuse(b_ibcg, _finite(s_ibcg), b_rppg, _finite(s_rppg), self.min_snr_db,
                                          self.min_snr_db_rppg)
+        if source == "ibcg≠rppg":
+            flags.append(f"head motion says {b_ibcg:.0f} bpm, skin colour {b_rppg:.0f} bpm: one of them is wrong")
         return WindowResult(
             float(times[0]), float(times[-1]), float(bpm), float(snr), quality, source,
             bpm_ibcg=float(b_ibcg), snr_ibcg=_finite(s_ibcg), bpm_ibcg_intervals=float(b_ibi),

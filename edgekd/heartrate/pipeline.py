@@ -288,11 +288,11 @@ def plot_report(report: dict, path) -> Path:
         ax.set_ylabel("vertical position − mean (px)")
         ax.set_title(f"{y.shape[1]} tracked skin points ({report['tracker']})")
     elif len(hist["rgb"]):
-        rgb = hist["rgb"]
+        rgb = np.nanmean(hist["rgb"], axis=1)  # (T, tiles, 3) -> the mean over the skin tiles
         for k, c in enumerate("rgb"):
             ax.plot(hist["times"], rgb[:, k] / np.nanmean(rgb[:, k]), c, lw=0.7)
         ax.set_ylabel("mean colour / its mean")
-        ax.set_title("skin-region colour")
+        ax.set_title(f"skin colour, mean of {hist['rgb'].shape[1]} tiles")
     ax.set_xlabel("time (s)")
     ax = axes[1]
     lo, hi = report["band_hz"]

@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from edgekd.models.registry import register_model
+from edgekd.models.registry import STANDARD_NET_FAST_RECIPE, register_model
 
 # (expansion t, output channels c, repeats n, first stride s).
 INVERTED_RESIDUAL_SETTING = [
@@ -151,7 +151,8 @@ def init_weights(model: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
-_CFG = dict(input_size=(3, 32, 32), mean=CIFAR_MEAN, std=CIFAR_STD, classifier="classifier.1", family="mobilenetv2")
+_CFG = dict(input_size=(3, 32, 32), mean=CIFAR_MEAN, std=CIFAR_STD, classifier="classifier.1",
+            family="mobilenetv2", fast_recipe=STANDARD_NET_FAST_RECIPE)
 
 
 @register_model("mobilenetv2_cifar", default_cfg={**_CFG, "description": "CIFAR MobileNetV2 (the paper's teacher)"})

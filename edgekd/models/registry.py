@@ -19,7 +19,15 @@ _REGISTRY: dict[str, "ModelEntry"] = {}
 
 # Defaults every entry gets unless its own default_cfg says otherwise.
 _BASE_CFG = {"input_size": (3, 32, 32), "mean": None, "std": None, "num_classes": 10, "classifier": "classifier",
-             "family": None, "description": ""}
+             "family": None, "description": "",
+             # how the fast (airbench) recipe must change to train this network: "lr_scale" multiplies its learning
+             # rate, "norm_bias_lr_scale" replaces its 64× for BatchNorm shifts (airbench's own nets: none)
+             "fast_recipe": {}}
+
+# airbench's rates (lr 1.5 at batch 1024, BatchNorm shifts 64× faster) are tuned for its own nets: ResNet-20 stayed at
+# chance with them. Families with ordinary BatchNorm take ⅛ of the rate (chosen on validation for ResNet-20,
+# benchmarks/students_converged.md; the other families were not measured) and shifts at the base rate.
+STANDARD_NET_FAST_RECIPE = {"lr_scale": 0.125, "norm_bias_lr_scale": 1.0}
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from edgekd.models.mobilenetv2 import CIFAR_MEAN, CIFAR_STD
-from edgekd.models.registry import register_model
+from edgekd.models.registry import STANDARD_NET_FAST_RECIPE, register_model
 
 
 class BasicBlock(nn.Module):
@@ -74,7 +74,8 @@ class CifarResNet(nn.Module):
         return ["layer1", "layer2", "layer3"]
 
 
-_CFG = dict(input_size=(3, 32, 32), mean=CIFAR_MEAN, std=CIFAR_STD, classifier="fc", family="resnet-cifar")
+_CFG = dict(input_size=(3, 32, 32), mean=CIFAR_MEAN, std=CIFAR_STD, classifier="fc", family="resnet-cifar",
+            fast_recipe=STANDARD_NET_FAST_RECIPE)
 
 
 @register_model("resnet_cifar", default_cfg=_CFG)

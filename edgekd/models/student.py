@@ -22,7 +22,7 @@ from torch import nn
 
 from edgekd.errors import EdgekdError
 from edgekd.models.mobilenetv2 import CIFAR_MEAN, CIFAR_STD, STAGE_ENDS, build_features, init_weights
-from edgekd.models.registry import register_model
+from edgekd.models.registry import STANDARD_NET_FAST_RECIPE, register_model
 
 TEACHER_PARAMS = 2_236_682  # the 10-class CIFAR MobileNetV2 the table is relative to
 # removed modules L → (student params, CF) for 10 classes.
@@ -118,7 +118,7 @@ def checkpoint_filter_fn(state: dict, model: nn.Module | None = None) -> dict:
 
 
 _CFG = dict(input_size=(3, 32, 32), mean=CIFAR_MEAN, std=CIFAR_STD, classifier="classifier.1",
-            family="mobilenetv2-truncated")
+            family="mobilenetv2-truncated", fast_recipe=STANDARD_NET_FAST_RECIPE)
 
 
 @register_model("student", default_cfg={**_CFG, "description": "the paper's truncated MobileNetV2 student"})
