@@ -847,7 +847,7 @@ def _experiment_command(family: str, count_flag: str, doc: str):
     def command(
         data: str = typer.Option("digits", help="digits, a cifar-10-python.tar.gz, or an ImageFolder dir/.zip (e.g. ../shared/data/cifar10-png.zip)"),
         seeds: Optional[int] = typer.Option(None, count_flag, help="runs per method (default depends on --budget)"),
-        budget: str = typer.Option("cpu", help="cpu (reduced: 5,000 training images, 6 epochs, the shipped 93.7 % teacher; ~3 h for the ablation on 2 cores) | paper (the paper's protocol, for a GPU) | smoke (plumbing check, numbers mean nothing)"),
+        budget: str = typer.Option("cpu", help="cpu (reduced: 5,000 training images, 6 epochs, the shipped 93.7 % teacher; ~3 h for the ablation on 2 cores) | converged (the cpu preset's recipe on all 45,000 images, 16 epochs, airbench ×0.5 students near convergence; ~20 min a run per one-thread shard) | paper (the paper's protocol, for a GPU) | smoke (plumbing check, numbers mean nothing)"),
         shard: Optional[str] = typer.Option(None, help="i/n: run only the runs whose index % n == i"),
         root: Path = typer.Option(Path("runs/experiments"), help="results go to ROOT/<family>/<run-id>/"),
         teacher: Optional[Path] = typer.Option(None, help="teacher weights to share (default: train one per budget, shared by every family)"),
@@ -908,11 +908,15 @@ def experiment_imagenet_subset(
 def experiment_report(
     family_dir: Path = typer.Argument(..., help="ROOT/<family> with finished runs"),
     plots: bool = typer.Option(True, help="write box plots and accuracy-vs-cf plots (PNG)"),
+    robustness_images: int = typer.Option(10_000, min=0, help="score every run's student on this many evenly spaced "
+                                          "test images (at most the whole test split: its clean accuracy is then the "
+                                          "run's test accuracy) under the cards' corruptions (JPEG, noise, blur, "
+                                          "brightness, contrast), cached per run; 0 = skip"),
 ):
     """Aggregate finished runs: results.json, results.csv, results.md and plots."""
     from edgekd.distill.experiments import aggregate
 
-    r = aggregate(family_dir, plots=plots)
+    r = aggregate(family_dir, plots=plots, robustness_images=robustness_images, log=typer.echo)
     typer.echo(r["markdown"])
     for f in r["figures"]:
         typer.echo(f"wrote {f}")

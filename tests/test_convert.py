@@ -37,6 +37,13 @@ def test_every_format_exports_with_parity_on_the_whole_test_split(exported):
     assert tfl_in["dtype"] == "int8" and tfl_in["scale"] > 0  # full-integer model, scale read from the file
     choice = card["formats"]["tflite-int8"]["method_choice"]
     assert choice["split"] == "validation" and {"ai-edge-quantizer", "pt2e-minmax"} <= set(choice)
+    # ONNX activation ranges: MinMax or percentile, chosen on validation by agreement among those within the gate
+    onnx_choice = card["formats"]["onnx-int8"]["calibration_choice"]
+    assert onnx_choice["split"] == "validation" and {"minmax", "percentile"} <= set(onnx_choice)
+    best = card["formats"]["onnx-int8"]["calibration"]
+    assert onnx_choice[best]["agreement"] == max(v["agreement"] for k, v in onnx_choice.items() if isinstance(v, dict)
+                                                 and v["drop_pp"] <= 3.0)
+    assert not list(exported["out"].glob("*.tmp.onnx"))  # the candidate that lost is not left behind
     # 7-bit weights exactly where ONNX Runtime's U8S8 kernels saturate (x86 without VNNI), recorded in the card
     assert card["formats"]["onnx-int8"]["reduce_range"] == saturates_8bit_weights()
     onnx.checker.check_model(str(exported["out"] / "model.onnx"))

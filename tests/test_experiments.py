@@ -1,8 +1,9 @@
 """Experiment statistics, run enumeration, sharding, resumption and the ImageNet-subset loader."""
 
 import json
-import shutil
 import math
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -322,3 +323,40 @@ def test_variants_filter_keeps_only_the_named_competitors():
     assert sorted({r.variant for r in runs}) == ["airbench-x0.25", "resnet20"] and len(runs) == 4
     with pytest.raises(EdgekdError, match="no student variant"):
         ex.enumerate_runs("students", variants=["nope"])
+
+
+def test_the_report_scores_every_run_under_corruption_once(tmp_path):
+    kw = dict(family="ablation", data="digits", seeds=2, budget="smoke", root=tmp_path, methods=["student", "kd"],
+              overrides=TINY, log=lambda m: None)
+    assert ex.run_family(**kw)["ran"] == 4  # real tiny runs, paired by seed
+    family = tmp_path / "ablation"
+    result = ex.aggregate(family, plots=False, robustness_images=10_000, log=lambda m: None)
+    rows = {r["run_id"]: r for r in ex.collect(family)}
+    for run_id, row in rows.items():
+        cached = json.loads((family / run_id / "robustness.json").read_text())
+        # every test image (digits has fewer than 10,000): clean accuracy is the run's own test accuracy
+        assert cached["accuracy"]["clean"] == pytest.approx(row["test_acc"], abs=1e-6)
+        assert set(cached["accuracy"]) == {"clean", "jpeg90", "jpeg75", "jpeg50", "gaussian_noise", "gaussian_blur",
+                                           "brightness", "contrast"}
+    kd = next(e for e in result["robustness"] if e["method"] == "kd")
+    assert kd["comparison"]["paired"] and kd["comparison"]["n_a"] == 2
+    md = (family / "results.md").read_text()
+    assert "### Under corruption" in md and "| 4.12× | kd | 2 |" in md
+    stamps = {p: p.stat().st_mtime_ns for p in family.glob("*/robustness.json")}
+    ex.aggregate(family, plots=False, robustness_images=10_000, log=lambda m: None)
+    assert {p: p.stat().st_mtime_ns for p in family.glob("*/robustness.json")} == stamps  # cached, not rescored
+    ex.aggregate(family, plots=False, robustness_images=50, log=lambda m: None)  # other images: rescored
+    assert all(json.loads(p.read_text())["images"] == 50 for p in stamps)
+
+
+def test_the_converged_budget_trains_the_student_that_converges_here_with_its_own_methods():
+    runs = ex.enumerate_runs("ablation", budget="converged")
+    assert len(runs) == 25 and {r.variant for r in runs} == {"airbench-x0.5"}
+    assert [r.label for r in runs[:5]] == ["student", "kd", "ig", "kd+ig", "dist"]  # the family's own student
+    assert all(r.main for r in runs) and [r.seed for r in runs[::5]] == [0, 1, 2, 3, 4]  # seed-major: resumable
+    cfg = ex.run_config(runs[3], Path("/tmp/x"), "cifar10", "teacher.pt")
+    assert (cfg.student_arch, cfg.recipe, cfg.epochs, cfg.train_subset) == ("airbench", "fast", 16, 0)
+    assert cfg.notes["main"] is True
+    # the cpu budget keeps the paper's truncated student and its competitors
+    cpu = ex.enumerate_runs("ablation", budget="cpu")
+    assert cpu[0].variant == "truncated" and any(not r.main for r in cpu)

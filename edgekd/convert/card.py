@@ -73,6 +73,12 @@ def render_markdown(card: dict) -> str:
                      f"{inp.get('dtype')} {inp.get('shape')}{q} | {row.get('gate', '')} |")
         if row.get("reduce_range"):
             lines.append("|  | 7-bit weights (reduce_range): the exporting x86 CPU has no VNNI, where 8-bit weights saturate ONNX Runtime's U8S8 kernels | | | | | | | |")
+        if row.get("calibration_choice"):
+            choice = row["calibration_choice"]
+            scored = ", ".join(f"{k} {100 * v['agreement']:.2f} % agreement, drop {v['drop_pp']:+.2f} pp"
+                               for k, v in choice.items() if isinstance(v, dict))
+            lines.append(f"|  | activation ranges: {row['calibration']} (on {choice['split']}, {choice['images']} "
+                         f"images: {scored}) | | | | | | | |")
         if row.get("float_nodes"):
             lines.append(f"|  | kept in float: {', '.join(row['float_nodes'])} | | | | | | | |")
     lines += _robustness_lines(card.get("robustness"))

@@ -1,7 +1,8 @@
 """ONNX export (dynamo exporter, one file) and ONNX Runtime static INT8 quantisation.
 
-INT8 is QDQ with per-channel int8 weights and **uint8** activations, MinMax calibrated
-on training images: on this CPU (AVX-512 VNNI) uint8 activations ran about 2.3× faster
+INT8 is QDQ with per-channel int8 weights and **uint8** activations, calibrated on training
+images (MinMax, or percentile ranges where those agree better with the float model:
+``edgekd.convert.classifier`` chooses on validation): on this CPU (AVX-512 VNNI) uint8 activations ran about 2.3× faster
 than fp32 while int8 activations were barely faster, and ``quantize_dynamic`` made
 these CNNs 3–9× slower (DESIGN.md).
 """

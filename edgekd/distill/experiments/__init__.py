@@ -4,6 +4,7 @@
 - ``runner``: one run's exact config, the shared teacher and IG cache, locks, resumption, ``run_family``.
 - ``estimate``: how long the runs left take, measured on this machine.
 - ``report``: collecting finished runs, the right test against the baseline, Holm, tables (``aggregate``).
+- ``robustness``: each finished run's student under the cards' corruptions (cached per run), for the report.
 - ``plots``: box plots and accuracy vs compression factor.
 - ``imagenet_subset``: CIFAR-trained models on ImageNet images mapped to CIFAR-10, without fine-tuning.
 
@@ -21,13 +22,14 @@ from edgekd.distill.experiments.imagenet_subset import (balanced_accuracy, evalu
                                                         load_imagenet_cifar10)
 from edgekd.distill.experiments.report import (aggregate, analyse, analyse_across_cfs, collect, compare_labels,
                                               markdown_across_cfs, markdown_table)
+from edgekd.distill.experiments.robustness import add_robustness, run_robustness
 from edgekd.distill.experiments.runner import (_teacher_config, code_version, ensure_teacher, execute_run,
                                                run_config, run_family, teacher_dir)
 
 __all__ = [
     "BASELINE", "BUDGETS", "FAMILIES", "PAPER_METHODS", "REFERENCE_ABLATION", "REFERENCE_CFS", "VARIANTS", "Family",
-    "Run", "Variant", "aggregate", "analyse", "analyse_across_cfs", "balanced_accuracy", "budget_overrides", "collect",
+    "Run", "Variant", "add_robustness", "aggregate", "analyse", "analyse_across_cfs", "balanced_accuracy", "budget_overrides", "collect",
     "compare_labels", "code_version", "markdown_across_cfs", "markdown_table", "ensure_teacher", "enumerate_runs", "estimate_seconds",
-    "evaluate_on_imagenet_subset", "execute_run", "load_imagenet_cifar10", "parse_shard", "run_config", "run_family",
+    "evaluate_on_imagenet_subset", "execute_run", "load_imagenet_cifar10", "parse_shard", "run_config", "run_family", "run_robustness",
     "select_shard", "teacher_dir", "_teacher_config",
 ]

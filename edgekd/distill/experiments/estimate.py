@@ -38,7 +38,7 @@ def measured_runs(root: Path) -> dict[tuple, list[float]]:
     return out
 
 
-def _time_steps(model, teacher, cfg, shape, steps: int = 3) -> tuple[float, float]:
+def _time_steps(model, teacher, cfg, shape, batch: int, steps: int = 3) -> tuple[float, float]:
     """(seconds per training step incl. teacher forward, seconds per image of inference)."""
     import torch
 
@@ -49,8 +49,8 @@ def _time_steps(model, teacher, cfg, shape, steps: int = 3) -> tuple[float, floa
     amp = pick_amp(cfg.amp, dev)
     model.to(memory_format=torch.channels_last).train()
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
-    x = torch.randn(cfg.batch_size, *shape).contiguous(memory_format=torch.channels_last)
-    y = torch.randint(0, 10, (cfg.batch_size,))
+    x = torch.randn(batch, *shape).contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, 10, (batch,))
 
     def step():
         with _autocast(dev, amp):
@@ -73,7 +73,7 @@ def _time_steps(model, teacher, cfg, shape, steps: int = 3) -> tuple[float, floa
         model(x)
         t0 = time.perf_counter()
         model(x)
-        per_image = (time.perf_counter() - t0) / cfg.batch_size
+        per_image = (time.perf_counter() - t0) / batch
     return per_step, per_image
 
 
@@ -81,6 +81,7 @@ def estimate_seconds(left: list[Run], root: Path, data: str, teacher: str | None
     """{per_kind, total_cpu_s, wall_s_two_shards, basis} for the runs left (see the module docstring)."""
     from edgekd.distill.experiments.runner import run_config
     from edgekd.distill.pipeline import load_run_data, make_splits
+    from edgekd.distill.recipes import student_batch_size
     from edgekd.models.sources import load_model
 
     measured = measured_runs(root)
@@ -103,9 +104,10 @@ def estimate_seconds(left: list[Run], root: Path, data: str, teacher: str | None
             student = load_model(arch=cfg.student_arch, kwargs={**cfg.student_kwargs, **(
                 {"cf": cfg.cf} if cfg.student_arch == "student" and "blocks_removed" not in cfg.student_kwargs else {})}, num_classes=d.num_classes).model
             t_model = load_model(arch=cfg.teacher_arch, num_classes=d.num_classes).model if key[2] else None
-            per_step, per_image = _time_steps(student, t_model, cfg, (3, *d.image_size))
             n_train = len(splits.train)
-            steps = math.ceil(n_train / cfg.batch_size) * cfg.epochs
+            batch = student_batch_size(cfg, n_train)  # batch_size 0: the recipe's own
+            per_step, per_image = _time_steps(student, t_model, cfg, (3, *d.image_size), batch)
+            steps = math.ceil(n_train / batch) * cfg.epochs
             evals = (len(splits.val_set) + cfg.precise_bn_images) * cfg.epochs + len(splits.val_set) + len(d.test)
             seconds = steps * per_step + evals * per_image
             basis["timed here"] += len(runs)

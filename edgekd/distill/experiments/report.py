@@ -68,7 +68,10 @@ def analyse(rows: list[dict], baseline: str = BASELINE, metric: str = "test_acc"
             is_reference = (abs(cf - 4.12) < 1e-6 and all(r["data"] == "cifar10" for r in at_cf)
                             and all(r.get("truncated", True) for r in at_cf if r["method"] == m))
             params = next((r.get("params") for r in at_cf if r["method"] == m and r.get("params")), None)
-            entry = {"cf": cf, "method": m, "params": params, "summary": summarize(list(mine.values())).to_dict(),
+            # a compression factor describes the paper's truncated students only (other shapes have their own size)
+            truncated = any(r.get("truncated", True) for r in at_cf if r["method"] == m)
+            entry = {"cf": cf, "truncated": truncated, "method": m, "params": params,
+                     "summary": summarize(list(mine.values())).to_dict(),
                      "reference": REFERENCE_ABLATION.get(m) if is_reference else None, "comparison": None}
             if m != baseline and len(base) >= 2 and len(mine) >= 2:
                 a, b, paired = _matched(mine, base)
@@ -158,6 +161,10 @@ def _fmt_difference(c: dict) -> str:
     return f"{c['mean_difference']:+.2f}" + (f" [{ci[0]:+.2f}, {ci[1]:+.2f}]" if ci else "")
 
 
+def _fmt_cf(entry: dict) -> str:
+    return f"{entry['cf']:g}×" if entry.get("truncated", True) else "–"
+
+
 def _fmt(x, digits=2):
     return "–" if x is None or x != x else f"{x:.{digits}f}"
 
@@ -169,7 +176,7 @@ def markdown_table(analysis: list[dict], title: str) -> str:
     for e in analysis:
         s, c = e["summary"], e["comparison"]
         params = f"{e['params'] / 1e3:.0f} k" if e.get("params") else "–"
-        row = [f"{e['cf']:g}×", e["method"], params, str(s["n"]), f"{_fmt(s['mean'])} ± {_fmt(s['sd'])}",
+        row = [_fmt_cf(e), e["method"], params, str(s["n"]), f"{_fmt(s['mean'])} ± {_fmt(s['sd'])}",
                f"[{_fmt(s['ci_low'])}, {_fmt(s['ci_high'])}]", _fmt(e["reference"])]
         if c:
             base_n = next((b["summary"]["n"] for b in analysis if b["cf"] == e["cf"] and b["method"] == BASELINE), None)
@@ -183,8 +190,37 @@ def markdown_table(analysis: list[dict], title: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def aggregate(family_dir: str | Path, plots: bool = True) -> dict:
-    """results.json, results.csv (one row per run), results.md and plots in ``family_dir``."""
+def markdown_robustness(rows: list[dict], corruptions: list[str], loss: list[dict]) -> str:
+    """Per method: accuracy clean and under each corruption (mean ± sd over runs), and its mean loss under
+    corruption tested against the baseline's, paired by seed (Holm over methods)."""
+    from edgekd.distill.stats import summarize
+
+    if not corruptions:
+        return ""
+    n_images = sorted({r["robustness_images"] for r in rows})
+    lines = ["", f"### Under corruption: {'/'.join(map(str, n_images))} evenly spaced test images per run, PyTorch "
+             "(`edgekd.data.corruptions`, the cards' corruptions)", "",
+             "| cf | method | n | clean | " + " | ".join(corruptions) + " | loss, pp (clean − mean corrupted) | "
+             "Δ loss vs student [95% CI] | test | p (Holm) |",
+             "|---|---|---|" + "---|" * (len(corruptions) + 1) + "---|---|---|---|"]
+    for e in loss:
+        mine = [r for r in rows if r["cf"] == e["cf"] and r["method"] == e["method"]]
+
+        def cell(key: str) -> str:
+            s = summarize([r[key] for r in mine]).to_dict()
+            return f"{_fmt(s['mean'])} ± {_fmt(s['sd'])}"
+
+        c = e["comparison"]
+        tail = ([_fmt_difference(c), c["test"], f"{c['p_holm']:.3g}"] if c else ["–"] * 3)
+        lines.append("| " + " | ".join([_fmt_cf(e), e["method"], str(len(mine)), cell("acc_clean"),
+                                        *[cell(f"acc_{k}") for k in corruptions], cell("corruption_loss"), *tail]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def aggregate(family_dir: str | Path, plots: bool = True, robustness_images: int = 0, log=print) -> dict:
+    """results.json, results.csv (one row per run), results.md and plots in ``family_dir``; with
+    ``robustness_images`` > 0 also every run's accuracy under corruption (cached per run)."""
+    from edgekd.distill.experiments.robustness import add_robustness
     from edgekd.utils.io import write_json
 
     family_dir = Path(family_dir)
@@ -192,6 +228,8 @@ def aggregate(family_dir: str | Path, plots: bool = True) -> dict:
     if not rows:
         raise EdgekdError(f"no finished runs (*/report.json) in {family_dir}", "run the experiment first")
     analysis = analyse(rows)
+    corruptions = add_robustness(rows, family_dir, robustness_images, log=log)
+    loss = analyse(rows, metric="corruption_loss") if corruptions else []
     with open(family_dir / "results.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()
@@ -200,14 +238,15 @@ def aggregate(family_dir: str | Path, plots: bool = True) -> dict:
     competitors = sorted({r["method"] for r in rows if not r["main"]})
     versus = compare_labels(rows, [(m, c) for m in ("kd+ig", "kd") for c in competitors])
     md = (markdown_table(analysis, f"{family_dir.name}: {rows[0]['data']}, {len(rows)} runs") + markdown_across_cfs(across)
-          + markdown_comparisons(versus, "The paper's students against students of other shapes, same seeds and data"))
+          + markdown_comparisons(versus, "The paper's students against students of other shapes, same seeds and data")
+          + markdown_robustness(rows, corruptions, loss))
     (family_dir / "results.md").write_text(md)
     from edgekd.distill.experiments.plots import plot
     from edgekd.distill.experiments.runner import code_version
 
     figures = plot(analysis, rows, family_dir) if plots else []
     result = {"family_dir": str(family_dir), "runs": len(rows), "analysis": analysis, "across_cfs": across,
-              "versus_competitors": versus, "figures": figures, "code": code_version()}
+              "versus_competitors": versus, "robustness": loss, "figures": figures, "code": code_version()}
     write_json(family_dir / "results.json", result)
     return {**result, "markdown": md}
 

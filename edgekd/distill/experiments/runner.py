@@ -98,7 +98,7 @@ def run_config(run: Run, root: Path, data: str, teacher: str):
              if fam.train_fraction else dict(split_seed=run.split_seed))
     ov.update(data=data, method=run.method, cf=run.cf, seed=run.seed, **split, teacher=teacher, export=False,
               student_arch=variant.arch, student_kwargs=dict(variant.kwargs), out=str(root / run.family / run.id),
-              notes={"experiment": run.family, "run_id": run.id, "variant": run.variant})
+              notes={"experiment": run.family, "run_id": run.id, "variant": run.variant, "main": run.main})
     return resolve_config(preset, None, ov)
 
 
