@@ -165,6 +165,11 @@ def predict(model: nn.Module, data: ImageSet, mean, std, device="cpu", batch_siz
     return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
 
+class TrainingDiverged(EdgekdError):
+    """The weights or the outputs became NaN/inf from finite inputs: this configuration diverged (a result, not a
+    fault of the data); an experiment records it as a failed run and goes on."""
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, data: ImageSet, mean, std, device="cpu", batch_size: int = 500, tta: int = 0,
              amp: str = "off", dist: Dist | None = None) -> float:
@@ -178,7 +183,8 @@ def evaluate(model: nn.Module, data: ImageSet, mean, std, device="cpu", batch_si
     correct = float((logits.argmax(1) == part.labels).sum()) if len(part) else 0.0
     correct, finite, n = all_sum(dist, [correct, finite, float(len(part))], "scoring validation")
     if finite < dist.world:
-        raise EdgekdError("the model outputs NaN or infinite values", "its weights are broken: retrain it")
+        raise TrainingDiverged("the model outputs NaN or infinite values", "its weights are broken: retrain it "
+                               "(with a lower learning rate if training diverged)")
     return 100.0 * correct / n
 
 
@@ -359,13 +365,17 @@ class _Lookahead:
                     v.copy_(self.ema[k])
 
 
-def _check_finite(loss: torch.Tensor, epoch: int, step: int, model: nn.Module) -> None:
+def _check_finite(loss: torch.Tensor, epoch: int, step: int, model: nn.Module, x: torch.Tensor,
+                  logits: torch.Tensor) -> None:
     if torch.isfinite(loss):
         return
     bad = [n for n, p in model.named_parameters() if not torch.isfinite(p).all()]
     if bad:
-        raise EdgekdError(f"the model's weights became NaN/inf at epoch {epoch + 1} ({bad[0]} …)",
-                          "lower the learning rate (--lr)")
+        raise TrainingDiverged(f"the model's weights became NaN/inf at epoch {epoch + 1} ({bad[0]} …)",
+                               "lower the learning rate (--lr)")
+    if torch.isfinite(x).all() and not torch.isfinite(logits).all():
+        raise TrainingDiverged(f"the model's outputs overflowed at epoch {epoch + 1}, step {step + 1} (finite inputs "
+                               "and weights)", "lower the learning rate (--lr)")
     raise EdgekdError(f"loss became {loss.item()} at epoch {epoch + 1}, step {step + 1} while the weights are finite",
                       "check the inputs: IG maps or images may hold NaN/inf; recompute the IG cache")
 
@@ -515,7 +525,7 @@ def train(
                                         mixed_labels=mixed[0].to(device) if mixed else None,
                                         mix_weight=mixed[1] if mixed else 1.0)
                     loss, parts = total_loss(cfg.loss, inputs)
-                    _check_finite(loss, epoch, step, model)
+                    _check_finite(loss, epoch, step, model, x, logits)
 
                     opt.zero_grad(set_to_none=True)
                     loss.backward()

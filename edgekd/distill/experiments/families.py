@@ -94,9 +94,10 @@ BUDGETS: dict[str, dict[str, Any]] = {
     # The paper's question at convergence: the cpu preset's fast recipe (airbench's, KD targets cached) on all
     # 45,000 training images, on the student that converges on this machine (airbench at half width: 91.4 % from
     # labels and 91.7 % with KD at 16 epochs, benchmarks/students_converged.md, the paper's 91.2–92.0 % regime);
-    # ~20 min a run on one thread, two shards on the 2 cores. DIST stands in for the modern logit losses; AT needs the teacher online
-    # (cached targets cannot serve it), which costs 42 % more per epoch, so it is left to a later budget.
-    "converged": dict(preset="cpu", variant="airbench-x0.5", methods=("student", "kd", "ig", "kd+ig", "dist"),
+    # ~20 min a run on one thread, two shards on the 2 cores. AT needs the teacher online (cached targets cannot
+    # serve it), 42 % more per epoch; DIST at the recipe's rate diverged (seed 0: validation 39 % at epoch 2, 5 % at
+    # epoch 3, then NaN), so a modern logit loss waits for a rate chosen on validation for it.
+    "converged": dict(preset="cpu", variant="airbench-x0.5", methods=("student", "kd", "ig", "kd+ig"),
                       overrides=dict(epochs=16, threads=1, device="cpu")),
     # Checks the plumbing end to end in a minute or two (e.g. on digits); its numbers mean nothing.
     "smoke": dict(preset="quick", overrides=dict(

@@ -47,6 +47,36 @@ def collect(family_dir: Path) -> list[dict]:
     return rows
 
 
+def collect_failures(family_dir: Path) -> list[dict]:
+    """Runs whose training diverged (``failed.json``): a method that fails at a budget is a result, counted."""
+    from edgekd.distill.experiments.families import main_variant
+
+    out = []
+    for path in sorted(Path(family_dir).glob("*/failed.json")):
+        try:
+            rec = json.loads(path.read_text())
+            run = rec["run"]
+        except (OSError, ValueError, KeyError) as exc:
+            raise EdgekdError(f"{path} is damaged ({type(exc).__name__})", "delete that run's folder and run it again")
+        main = run.get("variant") == main_variant(run.get("budget", "cpu"))
+        out.append({"run_id": path.parent.name, "method": run["method"] if main else f"{run['variant']}/{run['method']}",
+                    "seed": run.get("seed"), "error": rec.get("error")})
+    return out
+
+
+def markdown_failures(failures: list[dict], rows: list[dict]) -> str:
+    if not failures:
+        return ""
+    lines = ["", "Runs whose training diverged (counted here, not in the means above):", ""]
+    for method in sorted({f["method"] for f in failures}):
+        mine = [f for f in failures if f["method"] == method]
+        n = len(mine) + sum(r["method"] == method for r in rows)
+        seeds = ", ".join(str(f["seed"]) for f in mine)
+        lines.append(f"- {method}: {len(mine)} of {n} runs (seed{'s' if len(mine) > 1 else ''} {seeds}): "
+                     f"{mine[0]['error']}")
+    return "\n".join(lines) + "\n"
+
+
 def _pair_key(row: dict) -> tuple:
     return (row["seed"], row["split_seed"], row.get("subset_seed", -1), row.get("fraction_seed", 0), row["train_subset"])
 
@@ -198,8 +228,9 @@ def markdown_robustness(rows: list[dict], corruptions: list[str], loss: list[dic
     if not corruptions:
         return ""
     n_images = sorted({r["robustness_images"] for r in rows})
-    lines = ["", f"### Under corruption: {'/'.join(map(str, n_images))} evenly spaced test images per run, PyTorch "
-             "(`edgekd.data.corruptions`, the cards' corruptions)", "",
+    lines = ["", f"### Under corruption: {'/'.join(f'{n:,}' for n in n_images)} evenly spaced test images per run "
+             "(all of them when that is the whole split), PyTorch (`edgekd.data.corruptions`, the cards' corruptions)",
+             "",
              "| cf | method | n | clean | " + " | ".join(corruptions) + " | loss, pp (clean − mean corrupted) | "
              "Δ loss vs student [95% CI] | test | p (Holm) |",
              "|---|---|---|" + "---|" * (len(corruptions) + 1) + "---|---|---|---|"]
@@ -224,9 +255,11 @@ def aggregate(family_dir: str | Path, plots: bool = True, robustness_images: int
     from edgekd.utils.io import write_json
 
     family_dir = Path(family_dir)
-    rows = collect(family_dir)
+    rows, failures = collect(family_dir), collect_failures(family_dir)
     if not rows:
-        raise EdgekdError(f"no finished runs (*/report.json) in {family_dir}", "run the experiment first")
+        raise EdgekdError(f"no finished runs (*/report.json) in {family_dir}"
+                          + (f"; {len(failures)} diverged (*/failed.json)" if failures else ""),
+                          "run the experiment first")
     analysis = analyse(rows)
     corruptions = add_robustness(rows, family_dir, robustness_images, log=log)
     loss = analyse(rows, metric="corruption_loss") if corruptions else []
@@ -239,14 +272,14 @@ def aggregate(family_dir: str | Path, plots: bool = True, robustness_images: int
     versus = compare_labels(rows, [(m, c) for m in ("kd+ig", "kd") for c in competitors])
     md = (markdown_table(analysis, f"{family_dir.name}: {rows[0]['data']}, {len(rows)} runs") + markdown_across_cfs(across)
           + markdown_comparisons(versus, "The paper's students against students of other shapes, same seeds and data")
-          + markdown_robustness(rows, corruptions, loss))
+          + markdown_failures(failures, rows) + markdown_robustness(rows, corruptions, loss))
     (family_dir / "results.md").write_text(md)
     from edgekd.distill.experiments.plots import plot
     from edgekd.distill.experiments.runner import code_version
 
     figures = plot(analysis, rows, family_dir) if plots else []
     result = {"family_dir": str(family_dir), "runs": len(rows), "analysis": analysis, "across_cfs": across,
-              "versus_competitors": versus, "robustness": loss, "figures": figures, "code": code_version()}
+              "versus_competitors": versus, "failed": failures, "robustness": loss, "figures": figures, "code": code_version()}
     write_json(family_dir / "results.json", result)
     return {**result, "markdown": md}
 

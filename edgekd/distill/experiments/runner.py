@@ -25,6 +25,7 @@ from edgekd.distill.experiments.families import (FAMILIES, VARIANTS, Run, budget
 from edgekd.errors import EdgekdError
 from edgekd.utils.io import file_lock
 
+FAILED = "failed.json"  # a run that diverged: finished, with no student
 RUNTIME_KEYS = ("threads", "device", "notes", "out")  # may differ between resumptions without changing a result
 FILE_KEYS = ("data", "teacher")  # compared by content: the same file at another path is the same setting
 
@@ -173,7 +174,7 @@ def execute_run(run: Run, root: Path, data: str, teacher: str,
 
 
 def _execute_locked(run: Run, out: Path, cfg, root: Path, compress_fn, log, show_progress) -> str:
-    if (out / "report.json").exists():
+    if (out / "report.json").exists() or (out / FAILED).exists():
         record = json.loads((out / "run.json").read_text()) if (out / "run.json").exists() else {}
         want = json.loads(json.dumps(cfg.to_dict()))
         default = json.loads(json.dumps(type(cfg)().to_dict()))
@@ -197,9 +198,23 @@ def _execute_locked(run: Run, out: Path, cfg, root: Path, compress_fn, log, show
 
         if not IGCache(shared).complete:
             with file_lock(shared.parent / f"{shared.name}.run.lock"):
-                compress_fn(cfg, show_progress=show_progress, log=log)
-            return "done"
-    compress_fn(cfg, show_progress=show_progress, log=log)
+                return _compress_or_record_divergence(run, out, cfg, compress_fn, log, show_progress)
+    return _compress_or_record_divergence(run, out, cfg, compress_fn, log, show_progress)
+
+
+def _compress_or_record_divergence(run: Run, out: Path, cfg, compress_fn, log, show_progress) -> str:
+    """A run whose training diverges is a result (this method fails at this budget): it is recorded in
+    ``failed.json``, counted by the report, never silently dropped or retried; the family goes on."""
+    from edgekd.distill.trainer import TrainingDiverged
+    from edgekd.utils.io import write_json
+
+    try:
+        compress_fn(cfg, show_progress=show_progress, log=log)
+    except TrainingDiverged as exc:
+        write_json(out / FAILED, {"run": run.to_dict(), "error": exc.message, "hint": exc.hint,
+                                  "failed": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+        log(f"{run.id}: training diverged ({exc.message}); recorded in {out / FAILED}, the family goes on")
+        return "failed"
     return "done"
 
 
@@ -207,8 +222,9 @@ def run_family(family: str, data: str, seeds: int | None = None, budget: str = "
                shard: str | None = None, teacher: str | None = None, cfs: list[float] | None = None,
                methods: list[str] | None = None, paired_subsets: bool = True, dry_run: bool = False, log=print,
                show_progress: bool = False, overrides: dict | None = None, competitors: bool = True,
-               variants: list[str] | None = None) -> dict:
-    """Run (or with ``dry_run`` list) this shard's unfinished runs of a family; ``overrides`` change the budget."""
+               variants: list[str] | None = None, compress_fn: Callable | None = None) -> dict:
+    """Run (or with ``dry_run`` list) this shard's unfinished runs of a family; ``overrides`` change the budget;
+    ``compress_fn`` replaces :func:`edgekd.distill.pipeline.compress` (a custom pipeline)."""
     from edgekd.distill.experiments.estimate import estimate_seconds
 
     root = Path(root)
@@ -216,7 +232,7 @@ def run_family(family: str, data: str, seeds: int | None = None, budget: str = "
     mine = select_shard(runs, parse_shard(shard))
 
     def is_finished(r):
-        return (root / family / r.id / "report.json").exists()
+        return (root / family / r.id / "report.json").exists() or (root / family / r.id / FAILED).exists()
 
     finished = [r for r in mine if is_finished(r)]
     left = [r for r in runs if not is_finished(r)]
@@ -228,12 +244,12 @@ def run_family(family: str, data: str, seeds: int | None = None, budget: str = "
     root.mkdir(parents=True, exist_ok=True)
     teacher_path = ensure_teacher(family, budget, root, data, teacher, log=log, show_progress=show_progress,
                                   overrides=overrides)
-    counts = {"done": 0, "skipped": 0, "busy": 0}
+    counts = {"done": 0, "skipped": 0, "busy": 0, "failed": 0}
     for k, run in enumerate(mine, 1):
         t = time.perf_counter()
-        status = execute_run(run, root, data, teacher_path, log=log, show_progress=show_progress)
+        status = execute_run(run, root, data, teacher_path, compress_fn, log=log, show_progress=show_progress)
         counts[status] += 1
         log(f"[{k}/{len(mine)}] {run.id}: {status}" + (f" in {time.perf_counter() - t:.0f} s" if status == "done" else "")
             + (" (another process is running it)" if status == "busy" else ""))
-    summary.update(ran=counts["done"], skipped=counts["skipped"], busy=counts["busy"])
+    summary.update(ran=counts["done"], skipped=counts["skipped"], busy=counts["busy"], failed=counts["failed"])
     return summary
