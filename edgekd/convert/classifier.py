@@ -40,7 +40,7 @@ from edgekd.convert.export import export_model
 from edgekd.convert.onnx import saturates_8bit_weights
 from edgekd.convert.runners import Predictor
 from edgekd.convert.spec import InputSpec
-from edgekd.data.corruptions import CORRUPTIONS, SEVERITY_SOURCE, corrupt
+from edgekd.data.corruptions import CORRUPTIONS, SEVERITY_SOURCE, corrupt, evenly_spaced
 from edgekd.data.dataset import IndexedArray
 from edgekd.errors import EdgekdError
 from edgekd.utils.io import sha256_file
@@ -98,7 +98,7 @@ def corruption_accuracy(model, spec: InputSpec, files: dict[str, Path], test: La
     model, so memory holds one batch per corruption, never a corrupted copy of the split."""
     import torch
 
-    index = np.unique(np.linspace(0, len(test) - 1, min(images, len(test))).round().astype(np.int64))
+    index = evenly_spaced(len(test), images)
     subset, labels = IndexedArray(test.images, index), test.labels[index]
     predictors = {name: Predictor(path) for name, path in files.items()}
     correct = {name: dict.fromkeys(("clean", *corruptions), 0) for name in ("torch", *predictors)}

@@ -131,6 +131,12 @@ class CorruptedImages:
         return out
 
 
+def evenly_spaced(n_total: int, n: int) -> np.ndarray:
+    """Indices of ``n`` images spread evenly over a split of ``n_total`` (all of them when ``n ≥ n_total``): the
+    subset every robustness score uses, so scores of different models pair image by image."""
+    return np.unique(np.linspace(0, n_total - 1, min(n, n_total)).round().astype(np.int64))
+
+
 def corrupt(images, name: str, seed: int = 0) -> CorruptedImages:
     """A lazy, deterministic view of ``images`` (uint8 ``(N, H, W, 3)``) under corruption ``name``."""
     return CorruptedImages(images, name, seed)

@@ -13,16 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
-from edgekd.data.corruptions import CORRUPTIONS, SEVERITY_SOURCE, corrupt
+from edgekd.data.corruptions import CORRUPTIONS, SEVERITY_SOURCE, corrupt, evenly_spaced
 from edgekd.data.dataset import IndexedArray
 from edgekd.errors import EdgekdError
 
 BATCH = 500
 CORRUPTION_SEED = 0
-
-
-def _evenly_spaced(n_total: int, n: int) -> np.ndarray:
-    return np.unique(np.linspace(0, n_total - 1, min(n, n_total)).round().astype(np.int64))
 
 
 def score_student(run_dir: Path, data_cache: dict, images: int) -> dict:
@@ -44,7 +40,7 @@ def score_student(run_dir: Path, data_cache: dict, images: int) -> dict:
     mean = np.asarray(data["mean"], np.float32).reshape(1, 3, 1, 1)
     std = np.asarray(data["std"], np.float32).reshape(1, 3, 1, 1)
     model = load_model(run_dir / "student.pt", role="student").model.eval()
-    index = _evenly_spaced(len(test), images)
+    index = evenly_spaced(len(test), images)
     subset, labels = IndexedArray(test.images, index), test.labels[index]
     views = {"clean": subset, **{c: corrupt(subset, c, CORRUPTION_SEED) for c in CORRUPTIONS}}
     correct = dict.fromkeys(views, 0)
