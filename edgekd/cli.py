@@ -130,6 +130,11 @@ def compress(
     gate_pp: Optional[float] = _opt("gate_pp", "fail if an exported INT8 model loses more than this many points of test accuracy"),
     robustness_images: Optional[int] = _opt("robustness_images", "test images scored again under JPEG, noise, blur, "
                                             "brightness and contrast for the card's robustness section (0 = none)"),
+    qat: Optional[str] = _opt("qat", "quantisation-aware fine-tuning of the ONNX INT8 file: auto (when post-training "
+                                     "INT8 agrees with PyTorch on less than --int8-agreement of validation) | on | off"),
+    qat_steps: Optional[int] = _opt("qat_steps", "QAT steps (batch 128)"),
+    int8_agreement: Optional[float] = _opt("int8_agreement", "top-1 agreement with PyTorch below which --qat auto "
+                                                             "fine-tunes (0-1)"),
     latency_budget_ms: Optional[float] = _opt("latency_budget_ms", "choose the student by measured INT8 latency: the best "
                                               "proxy-scored candidate whose file runs within this many ms (p50), then "
                                               "check the shipped file meets it (0 = off)"),
@@ -152,7 +157,8 @@ def compress(
 
     _quiet_third_party(verbose)
     cfg = _collect(config, preset, data=data, image_size=image_size, input_range=input_range, gate_pp=gate_pp,
-                   robustness_images=robustness_images, teacher=teacher,
+                   robustness_images=robustness_images, qat=qat, qat_steps=qat_steps, int8_agreement=int8_agreement,
+                   teacher=teacher,
                    teacher_arch=teacher_arch,
                    teacher_kwargs=parse_kwargs(teacher_kwargs, "--teacher-kwargs") if teacher_kwargs else None,
                    student_arch=student_arch,
@@ -279,6 +285,11 @@ def export_cmd(
     calib_images: int = typer.Option(256, help="training images used to calibrate INT8 (never test images)"),
     robustness_images: int = typer.Option(1000, help="test images scored again under JPEG, noise, blur, brightness and "
                                                      "contrast for the card's robustness section (0 = none)"),
+    qat: str = typer.Option("auto", help="quantisation-aware fine-tuning of the ONNX INT8 file by self-distillation: "
+                                         "auto (when post-training INT8 agrees with PyTorch on less than "
+                                         "--int8-agreement of the selection split) | on | off"),
+    qat_steps: int = typer.Option(400, help="QAT steps (batch 128 training images)"),
+    int8_agreement: float = typer.Option(0.997, help="top-1 agreement with PyTorch below which --qat auto fine-tunes"),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="show third-party logs"),
 ):
     """Export any classifier to ONNX / TFLite (fp32 + INT8), check each file's accuracy with its runtime, write the card.
@@ -290,13 +301,18 @@ def export_cmd(
     from edgekd.utils.config import parse_kwargs
 
     _quiet_third_party(verbose)
-    if gate_pp < 0 or calib_images < 1 or robustness_images < 0:
-        raise EdgekdError("--gate-pp and --robustness-images must be ≥ 0 and --calib-images ≥ 1")
+    if gate_pp < 0 or calib_images < 1 or robustness_images < 0 or qat_steps < 1:
+        raise EdgekdError("--gate-pp and --robustness-images must be ≥ 0, --calib-images and --qat-steps ≥ 1")
+    if qat not in ("auto", "on", "off"):
+        raise EdgekdError(f"unknown --qat {qat!r}", "use auto, on or off")
+    if not 0 < int8_agreement <= 1:
+        raise EdgekdError(f"--int8-agreement {int8_agreement} is not a fraction", "use e.g. 0.997")
     result = export_file(model, data=data, arch=arch, arch_kwargs=parse_kwargs(arch_kwargs, "--arch-kwargs"),
                          input_range=input_range, mean=_floats(mean, "--mean"), std=_floats(std, "--std"),
                          image_size=image_size, select_split=select_split, formats=formats, export_dir=export_dir,
                          name=name, gate_pp=gate_pp, calib_images=calib_images,
-                         robustness_images=robustness_images, log=typer.echo)
+                         robustness_images=robustness_images, qat=qat, qat_steps=qat_steps,
+                         agreement_target=int8_agreement, log=typer.echo)
     typer.echo(f"exported: {result['dir']} (card.md, card.json)")
 
 

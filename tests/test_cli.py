@@ -23,7 +23,8 @@ TINY = ["--data", "digits", "--train-subset", "300", "--epochs", "1", "--teacher
 
 def test_compress_on_digits_end_to_end_and_resume(tmp_path):
     out = tmp_path / "run"
-    args = ["compress", *TINY, "--out", str(out), "--formats", "onnx,onnx-int8", "--name", "tiny"]
+    args = ["compress", *TINY, "--out", str(out), "--formats", "onnx,onnx-int8", "--name", "tiny", "--qat", "auto",
+            "--qat-steps", "10"]
     cfg = tmp_path / "run.toml"
     cfg.write_text('gate_pp = 100.0\nmethod = "kd+ig+at"\n')
     r = runner.invoke(app, [*args, "--config", str(cfg)])
@@ -39,6 +40,10 @@ def test_compress_on_digits_end_to_end_and_resume(tmp_path):
     card = json.loads((out / "export" / "tiny" / "card.json").read_text())  # under the run folder
     assert card["formats"]["onnx"]["test_acc"] == pytest.approx(s["test_acc"], abs=1e-6)
     assert card["model"]["params"] == s["params"]
+    qat = card["formats"]["onnx-int8"]["qat"]  # the automatic fallback: QAT only below the agreement target
+    below = qat["post-training"]["agreement"] < 0.997
+    assert qat["status"] in (("shipped", "not better") if below else ("not needed",)), qat
+    assert not below or qat["steps"] == 10
 
     # Running it again reuses everything: nothing is retrained.
     before = {p.name: p.stat().st_mtime_ns for p in (out / "teacher.pt", out / "ig-cache" / "maps.npy")}
@@ -53,6 +58,8 @@ def test_compress_on_digits_end_to_end_and_resume(tmp_path):
     assert r3.exit_code == 0, r3.output
     card = json.loads(next((tmp_path / "e").glob("*/card.json")).read_text())
     assert card["selection"]["split"].startswith("the run's validation split")
+    r4 = runner.invoke(app, ["export", str(out / "student.pt"), "--qat", "sometimes"])
+    assert r4.exit_code != 0 and "unknown --qat" in r4.output
 
 
 def _image_folder(cifar_zip, dest, classes=("automobile", "frog", "ship"), n_train=150, n_val=30):

@@ -81,6 +81,8 @@ def render_markdown(card: dict) -> str:
                          f"images: {scored}) | | | | | | | |")
         if row.get("float_nodes"):
             lines.append(f"|  | kept in float: {', '.join(row['float_nodes'])} | | | | | | | |")
+        if row.get("qat"):
+            lines.append(f"|  | {_qat_sentence(row['qat'])} | | | | | | | |")
     lines += _robustness_lines(card.get("robustness"))
     lines += _kernel_check_lines(card.get("kernel_checks"))
     lines += _latency_lines(card.get("latency"))
@@ -97,6 +99,24 @@ def render_markdown(card: dict) -> str:
 
 STAGES = {"data_s": "data", "teacher_s": "teacher", "ig_s": "IG maps", "student_s": "student training",
           "export_s": "export and gate", "total_s": "total"}
+
+
+def _qat_sentence(qat: dict) -> str:
+    """What the quantisation-aware fine-tune did for this file, and why."""
+    ptq = qat["post-training"]
+    where = f"on {qat['split']} ({qat['images']} images)"
+    before = f"post-training {100 * ptq['agreement']:.2f} % agreement, drop {ptq['drop_pp']:+.2f} pp"
+    status = qat["status"]
+    if status in ("off", "not needed"):
+        return "QAT off" if status == "off" else f"QAT not needed: {before} {where}, target {100 * qat['target_agreement']:.2f} %"
+    if status in ("unavailable", "skipped", "failed"):
+        return f"QAT {status}: {qat['reason']}; the post-training file ships ({before} {where})"
+    after = qat["qat"]
+    tried = (f"QAT ({qat['steps']} steps, {qat['seconds']:.0f} s, self-distillation from the float model) "
+             f"{100 * after['agreement']:.2f} % agreement, drop {after['drop_pp']:+.2f} pp, against {before} {where}")
+    if status == "shipped":
+        return f"{tried} → the QAT file ships: its weights are the fine-tuned model's, its scales the post-training ones"
+    return f"{tried} → {status}: the post-training file ships"
 
 
 def _robustness_lines(rob: dict | None) -> list[str]:

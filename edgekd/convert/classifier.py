@@ -20,6 +20,9 @@ and top-1 agreement with PyTorch is measured on the whole test split.
   ResNet-8: 94.4 % top-1 agreement with PyTorch at 8 bits, 99.7 % at 7 bits, on an AVX2-only
   AMD EPYC), and the gate is measured on this machine. Choosing on the selection split
   instead was tried and is too noisy on small splits (90 images: 8-bit looked better, lost on test).
+- ONNX INT8 may then be fine-tuned (``qat``, :mod:`edgekd.convert.qat`): against an exact PyTorch simulation of
+  the post-training file, re-quantised with its scales; the fine-tuned file ships only if it agrees better with
+  PyTorch on the selection split.
 - If an INT8 file still loses more than ``gate_pp`` on the selection split, its most
   sensitive parts are kept in float, 1, 2, 4 and 8 at a time: ONNX nodes ranked by ONNX
   Runtime's QDQ debugger; TFLite modules ranked by a PyTorch fake-quantisation probe.
@@ -29,6 +32,7 @@ If a file still fails the gate on test, the card records it and :class:`GateFail
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -48,6 +52,7 @@ from edgekd.utils.system import kernels_here
 
 N_SAMPLES = 64  # real training images stored beside the model for benchmarks and examples
 BATCH = 256
+QAT_MODES = ("auto", "on", "off")
 MAX_FLOAT_PARTS = 8  # retries keep at most this many nodes / modules in float (1, 2, 4, 8): bounded export time
 
 
@@ -164,6 +169,74 @@ def _choose_onnx_calibration(out_dir: Path, spec: InputSpec, calib: np.ndarray, 
     alt.unlink(missing_ok=True)
     row["calibration"] = best
     row["calibration_choice"] = {"split": select.name, "images": len(select), **scores}
+
+
+def _qat_onnx(model, spec: InputSpec, out_dir: Path, calib: np.ndarray, select: LabelledImages,
+              ref_sel_logits: np.ndarray, row: dict, gate_pp: float, reduce_range: bool, log, mode: str,
+              images: LabelledImages | None, steps: int, target: float) -> None:
+    """Quantisation-aware fine-tuning for the ONNX INT8 file when its agreement with PyTorch on the selection split is
+    below ``target`` (mode "auto") or always ("on"); the fine-tuned file replaces the post-training one only if it
+    does better there (:func:`_pick_candidate`). ``row["qat"]`` says what happened and why."""
+    from edgekd.convert.onnx import export_onnx, quantize_onnx_int8
+    from edgekd.convert.qat import FinetuneConfig, QATUnavailable, finetune, match_sites, plan_from_qdq
+
+    if mode not in QAT_MODES:
+        raise EdgekdError(f"unknown QAT mode {mode!r}", f"use one of {', '.join(QAT_MODES)}")
+    ptq = row["calibration_choice"][row["calibration"]]
+    base = {"split": select.name, "images": len(select), "target_agreement": target, "post-training": ptq}
+    if mode == "off" or (mode == "auto" and ptq["agreement"] >= target):
+        row["qat"] = {**base, "status": "off" if mode == "off" else "not needed"}
+        return
+    if images is None or len(images) == 0:
+        row["qat"] = {**base, "status": "skipped", "reason": "no training images were given to fine-tune on"}
+        log("  onnx-int8    QAT skipped: no training images")
+        return
+    int8, fp32_tmp, candidate = out_dir / "model.int8.onnx", out_dir / "model.qat.tmp.onnx", \
+        out_dir / "model.int8.qat.tmp.onnx"
+    try:
+        plan = match_sites(plan_from_qdq(int8), model, out_dir / "model.onnx", calib[:8], spec.name)
+    except QATUnavailable as exc:
+        row["qat"] = {**base, "status": "unavailable", "reason": f"{exc.message} ({exc.hint})"}
+        log(f"  onnx-int8    QAT unavailable: {exc.message}")
+        return
+    config = FinetuneConfig(steps=steps)
+    log(f"  onnx-int8    post-training agreement {100 * ptq['agreement']:.2f}% on {select.name} "
+        f"{'< target ' + format(100 * target, '.2f') + '%' if ptq['agreement'] < target else '(QAT asked for)'}: "
+        f"QAT, {steps} steps simulating {len(plan.activations)} activations and {len(plan.layers)} layers")
+    try:
+        with _progress_bar("QAT", steps) as advance:
+            student, stats = finetune(model, plan, spec, images.images, images.labels, config,
+                                      progress=lambda step, loss: advance())
+        export_onnx(student, spec, fp32_tmp)
+        quantize_onnx_int8(fp32_tmp, candidate, calib, spec.name, method=row["calibration"],
+                           reduce_range=reduce_range, tensor_overrides=plan.overrides())
+        scores = {"post-training": ptq, "qat": _candidate_score(candidate, spec, select, ref_sel_logits)}
+        best = _pick_candidate(scores, gate_pp, "onnx-int8", select.name, log)
+        if best == "qat":
+            candidate.replace(int8)
+    except EdgekdError as exc:  # e.g. the fine-tuned model does not export: the post-training file still ships
+        row["qat"] = {**base, "status": "failed", "reason": exc.message}
+        log(f"  onnx-int8    QAT failed: {exc.message}")
+        return
+    finally:
+        fp32_tmp.unlink(missing_ok=True)
+        candidate.unlink(missing_ok=True)
+    row["qat"] = {**base, "status": "shipped" if best == "qat" else "not better", "qat": scores["qat"],
+                  "steps": steps, "lr": config.lr, "batch_size": config.batch_size, "mix": config.mix,
+                  "seconds": round(stats["seconds"], 1), "simulated_activations": len(plan.activations),
+                  "simulated_layers": len(plan.layers)}
+
+
+@contextlib.contextmanager
+def _progress_bar(label: str, total: int):
+    """A rich progress bar on stderr; yields a function that advances it by one."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=Console(stderr=True), transient=True) as progress:
+        task = progress.add_task(label, total=total)
+        yield lambda: progress.advance(task)
 
 
 def _retry_onnx(out_dir: Path, spec: InputSpec, calib: np.ndarray, select: LabelledImages, ref_sel: float,
@@ -289,9 +362,16 @@ def export_classifier(
     card_info: dict | None = None,
     log: Callable[[str], None] = print,
     robustness_images: int = 1000,
+    qat: str = "auto",
+    qat_images: LabelledImages | None = None,
+    qat_steps: int = 400,
+    agreement_target: float = 0.997,
 ) -> dict:
     """``val`` is the selection split (never images the model was trained on); ``test`` is scored once.
-    ``robustness_images`` test images (0: none) are scored again under corruptions for the card's robustness section."""
+    ``robustness_images`` test images (0: none) are scored again under corruptions for the card's robustness section.
+    ``qat``: "auto" fine-tunes for ONNX INT8 (:mod:`edgekd.convert.qat`) when the post-training file agrees with
+    PyTorch on less than ``agreement_target`` of the selection split, "on" always, "off" never; it trains on
+    ``qat_images`` (training images, never the selection or test split)."""
     import torch
 
     out_dir = Path(out_dir)
@@ -315,6 +395,8 @@ def export_classifier(
         elif name == "onnx-int8":
             row["reduce_range"] = reduce_range
             _choose_onnx_calibration(out_dir, spec, calib, val, ref_sel_logits, row, gate_pp, reduce_range, log)
+            _qat_onnx(model, spec, out_dir, calib, val, ref_sel_logits, row, gate_pp, reduce_range, log,
+                      mode=qat, images=qat_images, steps=qat_steps, target=agreement_target)
             if reduce_range:
                 log("  onnx-int8    7-bit weights (reduce_range): this x86 CPU has no VNNI, where 8-bit weights saturate "
                     "ONNX Runtime's U8S8 kernels")
@@ -323,6 +405,8 @@ def export_classifier(
         if row["int8"] and drop_sel > gate_pp and name == "onnx-int8":
             row["float_nodes"] = _retry_onnx(out_dir, spec, calib, val, ref_sel, gate_pp, log, row["reduce_range"],
                                              row["calibration"])
+            if row.get("qat", {}).get("status") == "shipped":  # the retry re-quantises model.onnx itself
+                row["qat"]["status"] = "replaced by the float-node retry"
             sel_logits = file_logits(path, spec, val.images)
             drop_sel = ref_sel - accuracy(sel_logits, val.labels)
         test_logits = sel_logits if same else file_logits(path, spec, test.images)

@@ -78,8 +78,12 @@ def quantize_onnx_int8(
     exclude_nodes: Sequence[str] = (),
     method: str = "minmax",
     reduce_range: bool = False,
+    tensor_overrides: dict | None = None,
 ) -> Path:
     """Static QDQ INT8 of ``fp32_path``; ``calibration`` is preprocessed float32 NCHW.
+
+    ``tensor_overrides`` (ONNX Runtime's ``TensorQuantOverrides``) pins tensors' scales, e.g. those a
+    quantisation-aware fine-tune trained against (:mod:`edgekd.convert.qat`).
 
     ``reduce_range`` quantises weights to 7 bits. ONNX Runtime's U8S8 kernels on x86 CPUs without VNNI
     (AVX2 only) sum pairs of u8×s8 products in int16, which saturates with 8-bit weights; 7-bit weights
@@ -101,6 +105,7 @@ def quantize_onnx_int8(
                 quant_format=q.QuantFormat.QDQ, per_channel=True,
                 activation_type=q.QuantType.QUInt8, weight_type=q.QuantType.QInt8,
                 calibrate_method=methods[method], nodes_to_exclude=list(exclude_nodes), reduce_range=bool(reduce_range),
+                extra_options={"TensorQuantOverrides": tensor_overrides} if tensor_overrides else None,
             )  # fmt: skip
     except Exception as exc:  # noqa: BLE001 - e.g. "scale issue" on NaN/degenerate ranges
         path.unlink(missing_ok=True)

@@ -18,6 +18,7 @@ import numpy as np
 
 from edgekd.convert.classifier import LabelledImages, export_classifier
 from edgekd.convert.spec import InputSpec
+from edgekd.data.dataset import IndexedArray
 from edgekd.errors import EdgekdError
 
 
@@ -81,7 +82,10 @@ def export_run(out: Path, report: dict, data, splits, cfg, model, log=print) -> 
         val=LabelledImages(val.images, val.labels, f"validation ({splits.val_source})"),
         test=LabelledImages(data.test.images, data.test.labels, "test"),
         formats=cfg.formats, gate_pp=cfg.gate_pp, card_info=_run_card(report, name), log=log,
-        robustness_images=cfg.robustness_images,
+        robustness_images=cfg.robustness_images, qat=cfg.qat, qat_steps=cfg.qat_steps,
+        agreement_target=cfg.int8_agreement,
+        qat_images=LabelledImages(IndexedArray(data.train.images, splits.train), data.train.labels[splits.train],
+                                  "training"),
     )
     return {"dir": str(out_dir), "gate_passed": card["gate"]["passed"],
             "formats": {k: {kk: v.get(kk) for kk in ("status", "bytes", "test_acc", "drop_pp", "gate", "error")}
@@ -102,7 +106,7 @@ def export_file(model_path: str | Path, data: str | None = None, arch: str | Non
                 input_range: str | None = None, mean=None, std=None, image_size: int | None = None,
                 select_split: str | None = None, formats: str | None = None, export_dir: str = "export",
                 name: str | None = None, gate_pp: float = 1.0, calib_images: int = 256, robustness_images: int = 1000,
-                log=print) -> dict:
+                qat: str = "auto", qat_steps: int = 400, agreement_target: float = 0.997, log=print) -> dict:
     """``edgekd export MODEL``: any model file, the data to calibrate and check it on, and how it takes its input."""
     from edgekd.data import load_dataset
     from edgekd.models.complexity import count_macs, count_params
@@ -171,7 +175,10 @@ def export_file(model_path: str | Path, data: str | None = None, arch: str | Non
         f"choices on {select.name} ({len(select)} images), gate {gate_pp} pp on test ({len(dataset.test)} images)")
     card = export_classifier(loaded.model, spec, out_dir, dataset.train.images[calib_idx], val=select,
                              test=LabelledImages(dataset.test.images, dataset.test.labels, "test"), formats=formats,
-                             gate_pp=gate_pp, card_info=card_info, log=log, robustness_images=robustness_images)
+                             gate_pp=gate_pp, card_info=card_info, log=log, robustness_images=robustness_images,
+                             qat=qat, qat_steps=qat_steps, agreement_target=agreement_target,
+                             qat_images=LabelledImages(IndexedArray(dataset.train.images, train_idx),
+                                                       dataset.train.labels[train_idx], "training"))
     return {"dir": str(out_dir), "card": card}
 
 
