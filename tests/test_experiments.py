@@ -179,6 +179,8 @@ def test_finished_runs_are_never_repeated(tmp_path):
     run_file = report.parent / "run.json"
     older = json.loads(run_file.read_text())
     del older["config"]["sync_bn"]
+    for key in ("qat", "qat_steps", "int8_agreement"):  # added later, and only the export stage reads them
+        del older["config"][key]
     run_file.write_text(json.dumps(older))
     assert ex.run_family(shard="0/2", **kw)["skipped"] == 1
     listing = ex.run_family(dry_run=True, **kw)
@@ -189,6 +191,16 @@ def test_finished_runs_are_never_repeated(tmp_path):
     assert run["inputs"]["teacher"].startswith("sha256:")
     result = ex.aggregate(tmp_path / "ablation", plots=False)
     assert result["runs"] == 1 and (tmp_path / "ablation" / "results.csv").exists()
+
+
+def test_export_settings_matter_only_to_runs_that_export():
+    from edgekd.distill.config import CompressConfig
+    from edgekd.distill.experiments.runner import changed_settings
+
+    default = CompressConfig().to_dict()
+    done = {k: v for k, v in default.items() if k != "qat"}  # a run from before the setting existed
+    assert changed_settings({**done, "export": False}, {**default, "qat": "off", "export": False}, default) == []
+    assert changed_settings({**done, "export": True}, {**default, "qat": "off", "export": True}, default) == ["qat"]
 
 
 def test_a_moved_root_resumes_and_another_teacher_file_is_refused(tmp_path):

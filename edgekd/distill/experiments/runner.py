@@ -28,6 +28,9 @@ from edgekd.utils.io import file_lock
 FAILED = "failed.json"  # a run that diverged: finished, with no student
 RUNTIME_KEYS = ("threads", "device", "notes", "out")  # may differ between resumptions without changing a result
 FILE_KEYS = ("data", "teacher")  # compared by content: the same file at another path is the same setting
+# what only the export stage reads: no result of a run that does not export depends on them
+EXPORT_KEYS = ("formats", "calib_images", "gate_pp", "robustness_images", "qat", "qat_steps", "int8_agreement",
+               "name", "export_dir")
 
 
 @functools.lru_cache(maxsize=64)
@@ -50,13 +53,15 @@ def input_identity(value) -> str:
 def changed_settings(done: dict, want: dict, default: dict, done_inputs: dict | None = None) -> list[str]:
     """Result-changing settings in which a finished run's config ``done`` differs from ``want``.
 
-    A setting added after the run was made, left at its default, is what that run used; file-valued
+    A setting added after the run was made, left at its default, is what that run used; export settings do not
+    matter to runs that do not export; file-valued
     settings compare by the content recorded when the run started (or, for runs from before that was
     recorded, by the old path's content if it is still there)."""
     done_inputs = done_inputs or {}
+    exported = want.get("export", True) or done.get("export", default.get("export", True))
     changed = []
     for key in want:
-        if key in RUNTIME_KEYS:
+        if key in RUNTIME_KEYS or (key in EXPORT_KEYS and not exported):
             continue
         old = done.get(key, default.get(key))
         if old == want[key]:
