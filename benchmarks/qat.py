@@ -29,21 +29,17 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(HERE))
 
 from edgekd.convert.pipeline import export_file  # noqa: E402
+from int8_agreement import METHODS, PAPER  # noqa: E402  (the same four published students, the same NNCF rows)
 from edgekd.utils.io import read_json, write_json  # noqa: E402
 from edgekd.utils.system import machine_record  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 CIFAR = DATA / "cifar10-png.zip"
 SHIPPED = {f"edgekd cpu preset (seed {s})": ROOT / "runs" / "converged" / f"ship-s{s}" for s in range(3)}
-PAPER = {
-    "paper KD": "CIFAR10_KD_T2.5_alpha0.01_p0_gamma0_TestAcc92.29.pt",
-    "paper KD+IG": "CIFAR10_KD_IG_T2.5_alpha0.01_p0.1_gamma0_TestAcc92.28.pt",
-    "paper Student (Monte Carlo draw)": "CIFAR10-Train80Rand_Student_TestAcc90.73.pt",
-    "paper KD+IG+AT": "CIFAR10_KD_IG_AT_T2.5_alpha0.01_p0.1_gamma0.8_TestAcc92.42.pt",
-}
-NNCF = "NNCF 3.4 nncf.quantize (default preset)"
+NNCF = METHODS[5]  # its default preset
 MODES = ("off", "on")
 
 
