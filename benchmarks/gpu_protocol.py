@@ -56,8 +56,10 @@ def main() -> None:
         max_epochs, ig_steps = (100, 50) if args.recipe == "paper" else (40, 0)
     if device == "cpu" and not args.smoke:
         raise SystemExit("no CUDA GPU visible: run with --smoke for the CPU plumbing check")
+    # students start at random, as the paper's do (the cpu preset starts them from the teacher's channels, which
+    # would confound what KD and IG add)
     common = dict(data=data, device=device, amp="auto", threads=0 if device == "cuda" else 1, export=False,
-                  preset=args.recipe, train_subset=probe_subset)
+                  preset=args.recipe, train_subset=probe_subset, student_init="random")
     teacher = train_teacher({**common, "teacher_arch": "airbench", "teacher_recipe": "fast",
                              "teacher_epochs": teacher_epochs, "out": str(out / "teacher")}, show_progress=False)
     print(f"teacher: test {teacher['test_acc']:.2f}% ({teacher['seconds']:.0f} s)", flush=True)

@@ -4,6 +4,7 @@
     python benchmarks/students_converged.py --part tune --epochs 8 --temperatures 1,2,4  # KD's T (--alphas, --batch-sizes) on validation
     python benchmarks/students_converged.py --part teacher --teacher-ls 0  # an airbench teacher without label smoothing
     python benchmarks/students_converged.py --part ship --seeds 0,1,2    # the README's CIFAR-10 command, exported
+    python benchmarks/students_converged.py --part init --epochs 8 --lr-scales 0.1,0.3   # start from the teacher
     python benchmarks/students_converged.py --part latency               # teacher ORT fp32 vs shipped INT8, interleaved
     python benchmarks/students_converged.py --part teacher-speed         # KD's teacher pass: one batch vs chunks
     python benchmarks/students_converged.py --part report                # students_converged.md + curve.png
@@ -49,6 +50,18 @@ def _teacher_name(r: dict) -> str:
     """The teacher a run distilled from: the shipped one, or the run folder of one `--part teacher` trained."""
     words = r["command"].split()
     return Path(words[words.index("--teacher") + 1]).parent.name if "--teacher" in words else "shipped"
+
+
+def _init(r: dict) -> str:
+    """How the student started: random | teacher (records made before the setting existed started at random)."""
+    return r.get("student_init") or "random"
+
+
+def _preset_start() -> str:
+    """How the cpu preset as it is now starts its student (auto: from the teacher, which airbench_x0_5 allows)."""
+    from edgekd.distill.config import resolve_config
+
+    return "random" if resolve_config("cpu").student_init == "random" else "teacher"
 
 
 def _method(r: dict) -> str:
@@ -97,8 +110,12 @@ def _record(rep: dict, cmd: list[str], wall: float) -> dict:
         "timings": rep["timings"], "process_wall_s": round(wall, 1), "cpu": rep["machine"]["cpu"],
         "teacher_test_acc": (rep.get("teacher") or {}).get("test_acc"),
         "ig": {**rep["ig"], "cache": _relative(rep["ig"]["cache"])} if rep.get("ig") else None,
-        "hyperparameters": rep["hyperparameters"], "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "hyperparameters": {**rep["hyperparameters"], "lr_scale": rep["config"].get("lr_scale", 0.0)},
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
+    record["student_init"] = (s.get("init") or {}).get("from", "random")
+    if record["student_init"] == "teacher":
+        record["student_init_val_acc"] = s["init"]["val_acc"]
     if rep.get("export"):
         fmts = rep["export"]["formats"]
         record["export"] = {"gate_passed": rep["export"]["gate_passed"], "dir": _relative(rep["export"]["dir"]),
@@ -139,9 +156,24 @@ def part_tune(arch: str, epochs: int, temperatures: list[float], alphas: list[fl
                       "--temperature", str(temperature), "--alpha", str(alpha), "--no-export", *flags, *b_flags], data)
 
 
+def part_init(arch: str, epochs: list[int], lr_scales: list[float], seed: int, data: str) -> None:
+    """Students started from the teacher's channels (`--student-init teacher`), KD with cached targets, at the fast
+    recipe's rate times each scale: the fine-tune's rate, chosen on validation; the random start is the tune run."""
+    for e in epochs:
+        for scale in lr_scales:
+            _run(f"init-{arch}-kd-cached-e{e}-lr{scale:g}-s{seed}",
+                 ["--student-arch", arch, "--method", "kd", "--epochs", str(e), "--seed", str(seed), "--student-init",
+                  "teacher", "--lr-scale", str(scale), "--teacher-targets", "cached", "--no-export"], data)
+
+
+def _ship_prefix() -> str:
+    """Ship runs of the preset as it is now: students started from the teacher have their own keys."""
+    return "ship-" if _preset_start() == "random" else "ship-from-teacher-"
+
+
 def part_ship(seeds: list[int], data: str) -> None:
     for seed in seeds:
-        _run(f"ship-s{seed}", ["--seed", str(seed)], data)
+        _run(f"{_ship_prefix()}s{seed}", ["--seed", str(seed)], data)
 
 
 def part_latency(runs: int, min_time: float) -> None:
@@ -260,25 +292,33 @@ def part_report() -> None:
     ships = [r for k, r in records.items() if k.startswith("ship-")]
     if ships:
         lines += ["## What `edgekd compress --data cifar10 --preset cpu` ships", "",
-                  "| seed | student | params | M MACs | epochs | val % | test % | ONNX INT8 test % | TFLite INT8 test % | "
+                  "*start*: the student's initialisation, at random (the preset until 2026-12-07) or from the "
+                  "teacher's channels (`student_init = \"auto\"`, the preset's since then; below).", "",
+                  "| start | seed | student | params | M MACs | epochs | val % | test % | ONNX INT8 test % | TFLite INT8 test % | "
                   "IG steps | IG min | student min | total min | CPU |",
-                  "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+                  "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
         ship_notes = []
-        for r in sorted(ships, key=lambda r: r["seed"]):
+        for r in sorted(ships, key=lambda r: (_init(r) == "teacher", r["seed"])):
             ex, t = r.get("export", {}), r["timings"]
             mark = _footnote(r, ship_notes, "*")
-            lines.append(f"| {r['seed']}{mark} | {r['arch']} | {r['params']:,} | {r['macs'] / 1e6:.1f} | {r['epochs']} | "
+            lines.append(f"| {_init(r)} | {r['seed']}{mark} | {r['arch']} | {r['params']:,} | {r['macs'] / 1e6:.1f} | {r['epochs']} | "
                          f"{r['val_acc']:.2f} | "
                          f"{r['test_acc']:.2f} | {ex.get('onnx-int8', float('nan')):.2f} | "
                          f"{ex.get('tflite-int8', float('nan')):.2f} | {(r.get('ig') or {}).get('n_steps')} | "
                          f"{t.get('ig_s', 0) / 60:.1f} | {t['student_s'] / 60:.1f} | {t['total_s'] / 60:.1f} | {r['cpu']} |")
         lines += [""] + [f"{'*' * (i + 1)} {n}." for i, n in enumerate(ship_notes)]
-        lines += ["", f"Test accuracy over {len(ships)} seed(s): {_mean_sd([r['test_acc'] for r in ships])} %; "
-                  f"ONNX INT8 {_mean_sd([r['export']['onnx-int8'] for r in ships if r.get('export')])} %; "
-                  f"TFLite INT8 {_mean_sd([r['export']['tflite-int8'] for r in ships if r.get('export')])} %; "
-                  f"validation {_mean_sd([r['val_acc'] for r in ships])} %.", ""]
+        for start in ("random", "teacher"):
+            group = [r for r in ships if _init(r) == start]
+            if group:
+                lines += ["", f"Started {'at random' if start == 'random' else 'from the teacher'}: test accuracy over "
+                          f"{len(group)} seed(s): {_mean_sd([r['test_acc'] for r in group])} %; ONNX INT8 "
+                          f"{_mean_sd([r['export']['onnx-int8'] for r in group if r.get('export')])} %; TFLite INT8 "
+                          f"{_mean_sd([r['export']['tflite-int8'] for r in group if r.get('export')])} %; validation "
+                          f"{_mean_sd([r['val_acc'] for r in group])} %; "
+                          f"{_mean_sd([r['timings']['total_s'] / 60 for r in group])} min."]
+        lines += [""]
     tune = {k: r for k, r in records.items() if k.startswith("tune-") or
-            (r["arch"] == "airbench_x0_5" and r["method"] == "kd" and r["epochs"] == 8 and not k.startswith("ship-"))}
+            (r["arch"] == "airbench_x0_5" and r["method"] == "kd" and r["epochs"] == 8 and not k.startswith(("ship-", "init-")))}
     if len(tune) > 1:
         lines += ["## KD's temperature, weight and batch, chosen on validation", "",
                   "`python benchmarks/students_converged.py --part tune --epochs 8 --temperatures 1,2,4` (and "
@@ -304,7 +344,8 @@ def part_report() -> None:
             lines.append(f"| {h['temperature']:g} | {h['alpha']:g} | {_teacher_name(r)} | {_teacher_targets(r)} | {h['batch_size']} | "
                          f"{r['val_acc']:.2f} | {r['test_acc']:.2f} | {r['timings']['student_s'] / 60:.1f} |")
         lines.append("")
-    curve = [r for k, r in records.items() if not k.startswith(("ship-", "tune-", "probe-"))]
+    lines += _init_lines(records)
+    curve = [r for k, r in records.items() if not k.startswith(("ship-", "tune-", "probe-", "init-"))]
     if curve:
         lines += ["## Accuracy against wall time", "",
                   "| student | method | epochs | seed | val % | test % | student training min | total min | CPU |",
@@ -321,6 +362,35 @@ def part_report() -> None:
     lines += _latency_lines() + _teacher_speed_lines() + _reading(records)
     (HERE / "students_converged.md").write_text("\n".join(lines) + "\n")
     print(f"wrote {HERE / 'students_converged.md'}")
+
+
+def _init_lines(records: dict) -> list[str]:
+    """Students started from the teacher's channels beside the random start at the same settings."""
+    starts = [r for k, r in records.items() if k.startswith("init-")]
+    if not starts:
+        return []
+    def same(a: dict, b: dict) -> bool:
+        return (a["arch"], a["method"], a["epochs"], _teacher_targets(a)) == (b["arch"], b["method"], b["epochs"],
+                                                                               _teacher_targets(b)) and all(
+            a["hyperparameters"][k] == b["hyperparameters"][k] for k in ("temperature", "alpha", "batch_size"))
+
+    random = [r for k, r in records.items() if k.startswith("tune-") and _init(r) == "random" and _teacher_name(r) == "shipped"
+              and any(same(r, s) for s in starts)]
+    lines = ["## Starting the student from the teacher's channels", "",
+             "`python benchmarks/students_converged.py --part init --epochs 8 --lr-scales 0.1,0.3`: airbench_x0_5 "
+             "started from the shipped teacher's most useful channels (`--student-init teacher`: every channel space "
+             "of the teacher keeps the channels whose input to the layers reading them is largest, rms × weight norm, "
+             "on 2,048 training images; edgekd/models/prune.py), KD with cached targets, seed 0, beside the same run "
+             "started at random (the tune run above). The fast recipe's rate times *lr scale*: a fine-tune wants less "
+             "than airbench's rate from scratch; chosen on the validation column.", "",
+             "| start | lr scale | epochs | val % before training | val % | test % | student min |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for r in sorted(random + starts, key=lambda r: (r["epochs"], _init(r), r["hyperparameters"].get("lr", 0))):
+        before = r.get("student_init_val_acc")
+        scale = r["hyperparameters"].get("lr_scale") or 1
+        lines.append(f"| {_init(r)} | {scale:g} | {r['epochs']} | {'' if before is None else f'{before:.2f}'} | "
+                     f"{r['val_acc']:.2f} | {r['test_acc']:.2f} | {r['timings']['student_s'] / 60:.1f} |")
+    return lines + [""]
 
 
 def _latency_lines() -> list[str]:
@@ -360,18 +430,22 @@ def _teacher_speed_lines() -> list[str]:
 
 def _reading(records: dict) -> list[str]:
     """The goals of `--preset cpu` against what was measured."""
-    ships = [r for k, r in records.items() if k.startswith("ship-")]
+    all_ships = [r for k, r in records.items() if k.startswith("ship-")]
+    now = _preset_start()
+    ships = [r for r in all_ships if _init(r) == now] or all_ships
     if not ships:
         return []
+    random_ships = [r for r in all_ships if _init(r) == "random"]
     acc = [r["test_acc"] for r in ships]
     int8 = [r["export"]["onnx-int8"] for r in ships if r.get("export")]
     wall = [r["timings"]["total_s"] / 60 for r in ships]
     out = ["## Reading", "",
-           f"- Goal ≥ 93.0 % test, single view: **{'met' if min(int8 or acc) >= 93.0 else 'not met'}** — "
+           f"- The preset as it is now (student started {'from the teacher' if now == 'teacher' else 'at random'}). "
+           f"Goal ≥ 93.0 % test, single view: **{'met' if min(int8 or acc) >= 93.0 else 'not met'}** — "
            f"{_mean_sd(acc)} % over {len(ships)} seed(s) (ONNX INT8 {_mean_sd(int8)} %), {ships[0]['cpu']}. "
            f"Goal ≤ 30 min end to end: {'met' if max(wall) <= 30 else 'not met'} ({', '.join(f'{w:.1f}' for w in wall)} "
            f"min). Goal ≤ 0.6 M parameters: met ({ships[0]['params']:,})."]
-    curve = {k: r for k, r in records.items() if not k.startswith(("ship-", "tune-", "probe-"))}
+    curve = {k: r for k, r in records.items() if not k.startswith(("ship-", "tune-", "probe-", "init-"))}
     tune = [r for k, r in records.items() if k.startswith("tune-")] + \
         [r for r in curve.values() if r["arch"] == "airbench_x0_5" and r["method"] == "kd" and r["epochs"] == 8]
     other_teachers = [r for r in tune if _teacher_name(r) != "shipped"]
@@ -393,6 +467,26 @@ def _reading(records: dict) -> list[str]:
                        f"{e16[0]['val_acc']:.2f}; after it (18 epochs, α 0.8, {len(e18)} seeds): "
                        f"{_mean_sd([r['test_acc'] for r in e18])} %, val {_mean_sd([r['val_acc'] for r in e18])}: level, "
                        "the tuning bought nothing measurable.")
+    starts = [r for k, r in records.items() if k.startswith("init-")]
+    random_e8 = [r for r in tune if _teacher_targets(r) == "cached" and r["epochs"] == 8 and _init(r) == "random"
+                 and r["hyperparameters"]["batch_size"] == 1024 and r["hyperparameters"]["alpha"] == 0.8]
+    if starts and random_e8:
+        best = max(starts, key=lambda r: r["val_acc"])
+        out.append("- Starting from the teacher's channels, 8 epochs of KD (cached targets, seed 0): val "
+                   + ", ".join(f"{r['val_acc']:.2f} % at lr scale {r['hyperparameters']['lr_scale']:g}" for r in starts)
+                   + f" against {random_e8[0]['val_acc']:.2f} % started at random (test {best['test_acc']:.2f} vs "
+                   f"{random_e8[0]['test_acc']:.2f} %); the student starts at {best.get('student_init_val_acc', 0):.1f} % "
+                   f"val before any training. `FROM_TEACHER` takes lr scale "
+                   f"{best['hyperparameters']['lr_scale']:g}, the better on validation.")
+    teacher_ships = {r["seed"]: r for r in all_ships if _init(r) == "teacher"}
+    pairs = [(teacher_ships[r["seed"]], r) for r in random_ships if r["seed"] in teacher_ships]
+    if pairs:
+        out.append("- The preset started from the teacher against the preset before it (started at random, "
+                   f"{random_ships[0]['epochs']} epochs), same seed: " + "; ".join(
+                       f"seed {t['seed']}: test {t['test_acc']:.2f} vs {r['test_acc']:.2f} %, val {t['val_acc']:.2f} vs "
+                       f"{r['val_acc']:.2f} %, {t['timings']['total_s'] / 60:.1f} vs {r['timings']['total_s'] / 60:.1f} min"
+                       for t, r in pairs)
+                   + f" ({len(pairs)} seed(s); the start from the teacher trains {pairs[0][0]['epochs']} epochs).")
     cached = [r for r in tune if _teacher_targets(r) == "cached"]
     same = [(c, o) for c in cached for o in tune if _teacher_targets(o) == "online"
             and all(o["hyperparameters"][k] == c["hyperparameters"][k] for k in ("temperature", "alpha", "epochs",
@@ -437,12 +531,14 @@ def _reading(records: dict) -> list[str]:
             "Unsmoothed targets are sharper, so at the recipe's learning rate the KD term pushes harder than the labels "
             "it was tuned for; on validation the shipped, smoothed teacher stays.")
     e18 = [r for r in curve.values() if r.get("note") and r["method"] == "kd+ig" and r["epochs"] == 18]
-    if e18 and any(_teacher_targets(r) == "cached" for r in ships):
+    if e18 and any(_teacher_targets(r) == "cached" for r in random_ships):
         out.append(f"- The preset with online targets (18 epochs, {len(e18)} seeds, exported): test "
                    f"{_mean_sd([r['test_acc'] for r in e18])} %, val {_mean_sd([r['val_acc'] for r in e18])} %, "
                    f"{_mean_sd([r['timings']['total_s'] / 60 for r in e18])} min; with cached targets "
-                   f"({ships[0]['epochs']} epochs, {len(ships)} seeds): test {_mean_sd(acc)} %, val "
-                   f"{_mean_sd([r['val_acc'] for r in ships])} %, {_mean_sd(wall)} min.")
+                   f"({random_ships[0]['epochs']} epochs, {len(random_ships)} seeds): test "
+                   f"{_mean_sd([r['test_acc'] for r in random_ships])} %, val "
+                   f"{_mean_sd([r['val_acc'] for r in random_ships])} %, "
+                   f"{_mean_sd([r['timings']['total_s'] / 60 for r in random_ships])} min.")
     by = {(r["method"], r["epochs"]): r for r in curve.values() if r["arch"] == "airbench_x0_5" and r["seed"] == 0
           and _teacher_targets(r) == "online"}
     for e in sorted({e for _, e in by}):
@@ -520,9 +616,12 @@ def _plot(curve: list[dict], ships: list[dict], path: Path) -> None:
         rs.sort(key=lambda r: r["timings"]["total_s"])
         name = "labels only" if method == "student" else method.replace("kd", "KD").replace("ig", "IG")
         ax.plot([r["timings"]["total_s"] / 60 for r in rs], [r["test_acc"] for r in rs], "o-", label=f"{arch} {name}")
-    if ships:
-        ax.plot([r["timings"]["total_s"] / 60 for r in ships], [r["test_acc"] for r in ships], "k*", markersize=11,
-                label="--preset cpu as shipped (KD+IG, cached targets; IG and export included)")
+    for start, marker in (("random", "k*"), ("teacher", "r*")):
+        group = [r for r in ships if _init(r) == start]
+        if group:
+            ax.plot([r["timings"]["total_s"] / 60 for r in group], [r["test_acc"] for r in group], marker, markersize=11,
+                    label=f"--preset cpu, student started {'at random' if start == 'random' else 'from the teacher'} "
+                          "(KD+IG, cached targets; IG and export included)")
     ax.set_xlabel("wall time of the whole command, minutes (2 cores)")
     ax.set_ylabel("CIFAR-10 test accuracy, % (single view)")
     ax.grid(alpha=0.3)
@@ -533,7 +632,7 @@ def _plot(curve: list[dict], ships: list[dict], path: Path) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--part", choices=["curve", "tune", "teacher", "ship", "latency", "teacher-speed", "report"],
+    ap.add_argument("--part", choices=["curve", "tune", "init", "teacher", "ship", "latency", "teacher-speed", "report"],
                     required=True)
     ap.add_argument("--data", default=str(DATA))
     ap.add_argument("--archs", default="airbench_x0_5")
@@ -548,6 +647,7 @@ def main() -> None:
     ap.add_argument("--teacher", default="", help="--part tune: another airbench teacher's weights (default: the shipped)")
     ap.add_argument("--teacher-ls", type=float, default=-1.0,
                     help="--part teacher: the teacher's label smoothing (-1: airbench's 0.2)")
+    ap.add_argument("--lr-scales", default="0.1,0.3", help="--part init: the fast recipe's rate times these")
     ap.add_argument("--seeds", default="0")
     ap.add_argument("--runs", type=int, default=200)
     ap.add_argument("--min-time", type=float, default=2.0)
@@ -559,6 +659,9 @@ def main() -> None:
         part_tune(args.archs.split(",")[0], int(args.epochs.split(",")[0]), [float(x) for x in args.temperatures.split(",")],
                   [float(x) for x in args.alphas.split(",")], args.seed, args.data, args.teacher_targets,
                   tuple(int(b) for b in args.batch_sizes.split(",")), args.teacher)
+    elif args.part == "init":
+        part_init(args.archs.split(",")[0], [int(e) for e in args.epochs.split(",")],
+                  [float(x) for x in args.lr_scales.split(",")], args.seed, args.data)
     elif args.part == "teacher":
         part_teacher(args.teacher_ls, seed=args.seed, data=args.data)
     elif args.part == "ship":

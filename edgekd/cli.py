@@ -16,6 +16,7 @@ import typer
 from typer.core import TyperGroup
 
 from edgekd.errors import EdgekdError
+from edgekd.formats import QAT_MODES
 
 
 class _FriendlyErrors(TyperGroup):
@@ -103,6 +104,9 @@ def compress(
     student_arch: Optional[str] = _opt("student_arch", "student architecture (registry name or package.module:callable)"),
     student_kwargs: Optional[str] = typer.Option(None, help="student builder arguments, e.g. width_mult=0.5,stem_stride=2"),
     cf: Optional[float] = _opt("cf", "the paper's truncated student: compression factor 2.19, 4.12, 7.29, … 1121.71"),
+    student_init: Optional[str] = _opt("student_init", "random | teacher: start the student from the teacher's most "
+                                                       "useful channels (a student shaped like the teacher, narrower) | "
+                                                       "auto: from the teacher where the student allows it"),
     method: Optional[str] = _opt("method", "student | losses and ig joined by + (kd, at, dist, dkd, ig), e.g. kd+ig+at"),
     epochs: Optional[int] = _opt("epochs", "student epochs"),
     recipe: Optional[str] = _opt("recipe", "student recipe: plain (--lr, --batch-size, Adam/cosine) | fast (airbench's "
@@ -163,7 +167,8 @@ def compress(
                    teacher_kwargs=parse_kwargs(teacher_kwargs, "--teacher-kwargs") if teacher_kwargs else None,
                    student_arch=student_arch,
                    student_kwargs=parse_kwargs(student_kwargs, "--student-kwargs") if student_kwargs else None,
-                   cf=cf, method=method, epochs=epochs, recipe=recipe, alpha=alpha, temperature=temperature, mix=mix,
+                   cf=cf, student_init=student_init, method=method, epochs=epochs, recipe=recipe, alpha=alpha,
+                   temperature=temperature, mix=mix,
                    teacher_targets=teacher_targets, teacher_epochs=teacher_epochs, ig_steps=ig_steps,
                    train_subset=train_subset, lr=lr, lr_scale=lr_scale, batch_size=batch_size, amp=amp, seed=seed, out=out, device=device,
                    threads=threads,
@@ -303,8 +308,8 @@ def export_cmd(
     _quiet_third_party(verbose)
     if gate_pp < 0 or calib_images < 1 or robustness_images < 0 or qat_steps < 1:
         raise EdgekdError("--gate-pp and --robustness-images must be ≥ 0, --calib-images and --qat-steps ≥ 1")
-    if qat not in ("auto", "on", "off"):
-        raise EdgekdError(f"unknown --qat {qat!r}", "use auto, on or off")
+    if qat not in QAT_MODES:
+        raise EdgekdError(f"unknown --qat {qat!r}", f"use one of {', '.join(QAT_MODES)}")
     if not 0 < int8_agreement <= 1:
         raise EdgekdError(f"--int8-agreement {int8_agreement} is not a fraction", "use e.g. 0.997")
     result = export_file(model, data=data, arch=arch, arch_kwargs=parse_kwargs(arch_kwargs, "--arch-kwargs"),

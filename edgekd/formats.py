@@ -32,6 +32,8 @@ FORMATS: tuple[Format, ...] = (
 )
 BY_NAME = {f.name: f for f in FORMATS}
 EXPORT_FORMATS = tuple(f.name for f in FORMATS if f.exporter)
+# quantisation-aware fine-tuning of the ONNX INT8 file: auto (when post-training agreement falls short) | on | off
+QAT_MODES = ("auto", "on", "off")
 
 
 def get_format(name: str) -> Format:

@@ -27,6 +27,7 @@ def test_cpu_preset_end_to_end_on_a_tiny_budget(tmp_path):
                    show_progress=False, log=lambda _m: None)
     s, hp = rep["student"], rep["hyperparameters"]
     assert s["arch"] == "airbench_x0_5" and s["params"] < 600_000
+    assert s["init"]["from"] == "teacher" and hp["student_init"] == "auto"  # started from the teacher's channels
     # airbench's recipe with the method's losses: SGD, triangular schedule, KD and CE both weighted
     assert hp["recipe"] == "fast" and hp["optimizer"] == "sgd" and hp["schedule"] == "triangle"
     assert hp["mix"] == "cutmix" and rep["losses"] == pytest.approx({"ce": 0.2, "kd": 0.8})
@@ -193,14 +194,17 @@ def test_fast_recipe_speeds_up_only_the_norm_shifts_of_any_student():
 def test_a_student_family_changes_the_fast_recipe_through_its_registry_entry():
     from edgekd.models.registry import get_default_cfg
 
-    airbench = student_train_config(resolve_config("cpu"), 45_000)
-    resnet = student_train_config(resolve_config("cpu", overrides={"student_arch": "resnet20"}), 45_000)
+    # (students trained from scratch; one started from its teacher takes a fraction of these, test_prune.py)
+    airbench = student_train_config(resolve_config("cpu"), 45_000, from_teacher=False)
+    resnet = student_train_config(resolve_config("cpu", overrides={"student_arch": "resnet20"}), 45_000,
+                                  from_teacher=False)
     scale = get_default_cfg("resnet20")["fast_recipe"]["lr_scale"]
     assert 0 < scale < 1 and get_default_cfg("airbench_x0_5")["fast_recipe"] == {}
     # airbench's rates diverge on a ResNet (benchmarks/students_converged.md): a smaller rate, plain norm shifts
     assert resnet.lr == pytest.approx(airbench.lr * scale) and resnet.norm_bias_lr_scale == 1.0
     assert airbench.norm_bias_lr_scale == 64.0
-    mine = student_train_config(resolve_config("cpu", overrides={"student_arch": "resnet20", "lr_scale": 0.5}), 45_000)
+    mine = student_train_config(resolve_config("cpu", overrides={"student_arch": "resnet20", "lr_scale": 0.5}), 45_000,
+                                from_teacher=False)
     assert mine.lr == pytest.approx(airbench.lr * 0.5)  # --lr-scale wins over the registry
     with pytest.raises(EdgekdError, match="lr_scale must be ≥ 0"):
         resolve_config("cpu", overrides={"lr_scale": -1.0})

@@ -47,12 +47,12 @@ from edgekd.convert.spec import InputSpec
 from edgekd.data.corruptions import CORRUPTIONS, SEVERITY_SOURCE, corrupt, evenly_spaced
 from edgekd.data.dataset import IndexedArray
 from edgekd.errors import EdgekdError
+from edgekd.formats import QAT_MODES
 from edgekd.utils.io import sha256_file
 from edgekd.utils.system import kernels_here
 
 N_SAMPLES = 64  # real training images stored beside the model for benchmarks and examples
 BATCH = 256
-QAT_MODES = ("auto", "on", "off")
 MAX_FLOAT_PARTS = 8  # retries keep at most this many nodes / modules in float (1, 2, 4, 8): bounded export time
 
 

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from edgekd.errors import EdgekdError
+from edgekd.formats import QAT_MODES
 
 AUGMENTATIONS = ("ig",)  # method parts that are augmentations, not losses
 
@@ -54,6 +55,10 @@ class CompressConfig:
     student_kwargs: dict = field(default_factory=dict)
     cf: float = 4.12  # the paper's truncated student: pick the truncation by its compression factor
     early_width: float = 1.0
+    # random: the builder's initialisation | teacher: start from the teacher's most useful channels (the student
+    # must be the teacher's structure, narrower or with fewer blocks; edgekd.models.prune) | auto: from the teacher
+    # where the student has its structure, else at random (the reason is logged and in report.json)
+    student_init: str = "random"
     # method: student | any registered loss or augmentation joined by + (kd, at, dist, dkd, ig)
     method: str = "kd+ig"
     loss_weights: dict = field(default_factory=dict)  # e.g. {ce = 0.5, dist = 2.0}: overrides the method's weights
@@ -133,18 +138,21 @@ PRESETS: dict[str, dict[str, Any]] = {
     # CPU, under half an hour on 2 cores for CIFAR-10 (benchmarks/students_converged.md): every training
     # image, airbench's recipe for the student, KD from the shipped teacher, IG with the step count chosen
     # by IG's completeness error, an airbench ×0.5 student (0.5 M parameters, ≥ 6× the teacher's speed).
-    # The teacher scores each image and its mirror once and every IG-overlaid image online (teacher_targets
-    # cached): an epoch with IG overlays then takes ~37 s instead of ~60 s, at a validation cost within one
-    # seed's noise (8-epoch KD: 91.42 vs 91.66 %), so 28 epochs fit where 18 did (IG ~8.3 min + cache 0.8 +
-    # 28 × ~37 s + export 1.1 min). KD weight α 0.8 and T 2 were chosen on validation among T 1 / 2 / 4 at α 0.5 and α 0.8
-    # at T 2 (8-epoch runs, benchmarks/students_converged.md). QAT is off: its ~2.5 min (benchmarks/qat.md) do not
-    # fit the half hour the 28 epochs were sized for, and on these students it did not beat post-training INT8 on
-    # test; `edgekd export OUT/student.pt --qat on` applies it afterwards.
+    # The student starts from the teacher's most useful channels (student_init, edgekd.models.prune) and is
+    # fine-tuned at FROM_TEACHER's fraction of airbench's rate (edgekd.distill.recipes): after 8 epochs of KD it
+    # is 1.3 pp ahead of one started at random on validation; at 24 epochs the two are level (2 seeds against the
+    # random start's 28 epochs), in 26–27 min instead of 28.6–30.3. The teacher scores each image and its mirror
+    # once and every IG-overlaid image online (teacher_targets cached): an epoch with IG overlays takes ~37 s
+    # instead of ~60 s, at a validation cost within one seed's noise (8-epoch KD: 91.42 vs 91.66 %). 24 epochs
+    # leave ~3 minutes of the half hour for a slower machine (IG ~8.5 min + cache 0.8 + 24 × ~38 s + export 1.3).
+    # KD weight α 0.8 and T 2 were chosen on validation among T 1 / 2 / 4 at α 0.5 and α 0.8 at T 2 (8-epoch
+    # runs). QAT is off: its ~2.5 min (benchmarks/qat.md) do not fit the half hour, and on these students it did
+    # not beat post-training INT8 on test; `edgekd export OUT/student.pt --qat on` applies it afterwards.
     "cpu": dict(
-        teacher_arch="airbench", teacher_recipe="auto", teacher_epochs=12, recipe="fast", epochs=28,
-        teacher_targets="cached", student_arch="airbench_x0_5", method="kd+ig", alpha=0.8, temperature=2.0,
-        label_smoothing=0.2, ig_steps=0, ig_tolerance=0.1, ig_amp="auto", train_subset=0, amp="auto", precise_bn_images=0,
-        qat="off",
+        teacher_arch="airbench", teacher_recipe="auto", teacher_epochs=12, recipe="fast", epochs=24,
+        teacher_targets="cached", student_arch="airbench_x0_5", student_init="auto", method="kd+ig", alpha=0.8,
+        temperature=2.0, label_smoothing=0.2, ig_steps=0, ig_tolerance=0.1, ig_amp="auto", train_subset=0, amp="auto",
+        precise_bn_images=0, qat="off",
     ),
     # The paper's recipe (arXiv 2506.14440): 100 epochs, Adam 1e-3, batch 64, IG 50 steps. For a GPU.
     "paper": dict(
@@ -159,7 +167,8 @@ CHOICES = {
     "optimizer": ("adam", "sgd"), "teacher_optimizer": ("adam", "sgd"),
     "schedule": ("cosine", "constant", "triangle"), "amp": ("off", "bf16", "auto"), "ig_amp": ("off", "bf16", "auto"),
     "teacher_recipe": ("auto", "plain", "fast"), "preset": tuple(PRESETS), "recipe": ("plain", "fast"),
-    "mix": ("none", "mixup", "cutmix"), "teacher_targets": ("online", "cached"), "qat": ("auto", "on", "off"),
+    "mix": ("none", "mixup", "cutmix"), "teacher_targets": ("online", "cached"), "qat": QAT_MODES,
+    "student_init": ("random", "teacher", "auto"),
     "latency_format": ("onnx-int8", "tflite-int8", "onnx", "tflite"),
 }
 # (minimum, maximum, minimum is exclusive)

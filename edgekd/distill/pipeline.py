@@ -26,10 +26,11 @@ from edgekd.distill.distributed import barrier, device_for
 from edgekd.distill.distributed import setup as setup_dist
 from edgekd.distill.ig import IGCache, IGSettings, model_fingerprint, precompute_ig
 from edgekd.distill.recipes import plain_batch_size, student_train_config, teacher_train_config
-from edgekd.distill.trainer import evaluate, pick_device, train
+from edgekd.distill.trainer import evaluate, pick_device, to_input, train
 from edgekd.errors import EdgekdError
 from edgekd.models.complexity import count_macs, count_params
 from edgekd.models.features import auto_pairs, check_pairs
+from edgekd.models.prune import PruneError, init_from_teacher
 from edgekd.models.sources import LoadedModel, builder_arguments, load_model, save_model
 from edgekd.utils.config import to_toml
 from edgekd.utils.io import atomic_write_bytes, file_lock, read_json, write_json
@@ -244,6 +245,24 @@ def build_student(cfg: CompressConfig, data: Dataset, student: nn.Module | None 
     return load_model(arch=cfg.student_arch, kwargs=kwargs, num_classes=data.num_classes, role="student")
 
 
+PRUNE_IMAGES = 2048  # training images that rank the teacher's channels (more change the ranking little)
+
+
+def start_from_teacher(cfg: CompressConfig, student: nn.Module, teacher: nn.Module, train_set, data: Dataset,
+                       splits: Splits, device) -> dict:
+    """``student_init = "teacher"`` (or ``auto``): load the teacher's most useful channels into the student
+    (structured pruning as initialisation, :mod:`edgekd.models.prune`); returns what was kept and the student's
+    validation accuracy before any training."""
+    n = len(train_set)
+    sample = np.sort(np.random.default_rng(cfg.seed).permutation(n)[: min(n, PRUNE_IMAGES)])
+    images = to_input(train_set.images[sample], data.mean, data.std, device)
+    teacher_device = next(teacher.parameters()).device
+    info = init_from_teacher(student, teacher, images.to(teacher_device))
+    info["val_acc"] = evaluate(student, splits.val_set, data.mean, data.std, device)
+    student.cpu()
+    return info
+
+
 def attention_pairs(cfg: CompressConfig, student: nn.Module, teacher: nn.Module, data: Dataset) -> list[tuple[str, str]]:
     shape = (1, 3, *data.image_size)
     if cfg.at_pairs == "auto":
@@ -320,7 +339,7 @@ def _compress(cfg, out: Path, show_progress, log, teacher_module, student_module
     student = build_student(cfg, data, student_module)
     _check_classes(student.model, data, "cpu", "student", f"({student.arch})")
     teacher, teacher_info = None, {}
-    if losses.needs_teacher or "ig" in parts:
+    if losses.needs_teacher or "ig" in parts or cfg.student_init == "teacher":  # "auto" uses one only if loaded
         # A teacher trained here sees the whole training pool, so every Monte Carlo draw shares it.
         teacher, teacher_info = get_teacher(cfg, data, splits, out, device, show_progress, teacher_module, dist)
         if dist.main:
@@ -338,11 +357,28 @@ def _compress(cfg, out: Path, show_progress, log, teacher_module, student_module
         log(f"IG maps: {len(splits.pool)} images, {ig_info['n_steps']} steps{chosen} "
             f"({ig_info['images_per_second']} img/s)")
 
+    student_init = {"from": "random"}
+    if cfg.student_init != "random" and teacher is not None:
+        t = time.perf_counter()
+        try:
+            student_init = start_from_teacher(cfg, student.model, teacher, train_set, data, splits, device)
+        except PruneError as err:
+            if cfg.student_init == "teacher":
+                raise
+            student_init = {"from": "random", "why": str(err)}  # auto: this student is not a narrower teacher
+        timings["student_init_s"] = round(time.perf_counter() - t, 2)
+        if student_init["from"] == "teacher":
+            log(f"student: started from the teacher's channels ({student_init['kept_channels']} of "
+                f"{student_init['of_channels']} kept in {student_init['narrowed_spaces']} narrowed layers): "
+                f"val {student_init['val_acc']:.2f}% before training")
+        else:
+            log(f"student: starts at random ({student_init['why']})")
+
     pairs = attention_pairs(cfg, student.model, teacher, data) if losses.needs_features else None
     if pairs:
         log("attention transfer pairs (student ↔ teacher): " + ", ".join(f"{s} ↔ {t}" for s, t in pairs))
     t = time.perf_counter()
-    train_cfg = student_train_config(cfg, len(train_set))
+    train_cfg = student_train_config(cfg, len(train_set), from_teacher=student_init["from"] == "teacher")
     if dist.active:
         log(f"distributed: {dist.world} processes ({dist.backend}); global batch {train_cfg.batch_size} = "
             f"{train_cfg.batch_size // dist.world} per rank, lr {train_cfg.lr:g}")
@@ -369,14 +405,14 @@ def _compress(cfg, out: Path, show_progress, log, teacher_module, student_module
                  "val_fraction": cfg.val_fraction, "mean": list(data.mean), "std": list(data.std),
                  "image_size": list(data.image_size)},
         "student": {"arch": student.arch, "kwargs": student.kwargs, "config": dict(getattr(s_model, "config", {}) or {}),
-                    **s_sum, "val_acc": result.best_val_acc, "best_epoch": result.best_epoch, "test_acc": student_test,
-                    "history": result.history},
+                    "init": student_init, **s_sum, "val_acc": result.best_val_acc, "best_epoch": result.best_epoch,
+                    "test_acc": student_test, "history": result.history},
         # what the student was trained with (the fast recipe sets its own batch, lr and schedule)
         "hyperparameters": {"recipe": cfg.recipe,
                             **{k: getattr(train_cfg, k) for k in ("epochs", "batch_size", "lr", "optimizer", "schedule",
                                                                   "weight_decay", "mix", "teacher_targets")},
                             **{k: getattr(cfg, k) for k in ("alpha", "temperature", "gamma", "label_smoothing", "ig_p",
-                                                            "cf", "early_width", "amp", "loss_weights")},
+                                                            "cf", "early_width", "amp", "loss_weights", "student_init")},
                             "ig_steps": ig_info["n_steps"] if ig_info else cfg.ig_steps},
         "attention_pairs": pairs,
         "seed": cfg.seed,

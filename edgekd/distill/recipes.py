@@ -86,22 +86,37 @@ def fast_overrides(cfg) -> dict:
     return dict(get_default_cfg(cfg.student_arch).get("fast_recipe", {})) if is_registered(cfg.student_arch) else {}
 
 
-def fast_lr_scale(cfg) -> float:
-    """The factor on the fast recipe's learning rate: the setting, or the student's registry default (1)."""
-    return cfg.lr_scale or fast_overrides(cfg).get("lr_scale", 1.0)
+# A student started from its teacher's channels (student_init) is fine-tuned, not trained from scratch: at the
+# rate it would train from scratch the first epochs undo what it inherited (benchmarks/students_converged.md).
+FROM_TEACHER = dict(lr_scale=0.1)
 
 
-def student_train_config(cfg, n_images: int) -> TrainConfig:
-    """The student stage's TrainConfig: the method's losses on the plain or the fast recipe."""
+def fast_lr_scale(cfg, from_teacher: bool = False) -> float:
+    """The factor on the fast recipe's learning rate: the setting; else the student's registry default (1), times
+    ``FROM_TEACHER``'s for a student started from its teacher."""
+    if cfg.lr_scale:
+        return cfg.lr_scale
+    return fast_overrides(cfg).get("lr_scale", 1.0) * (FROM_TEACHER["lr_scale"] if from_teacher else 1.0)
+
+
+def student_train_config(cfg, n_images: int, from_teacher: bool | None = None) -> TrainConfig:
+    """The student stage's TrainConfig: the method's losses on the plain or the fast recipe.
+
+    ``from_teacher``: whether the student was started from the teacher's channels (default: ``student_init`` asks
+    for it; with ``auto`` the pipeline passes what happened)."""
     from edgekd.distill.config import loss_config
 
+    if from_teacher is None:
+        from_teacher = cfg.student_init != "random"
     if cfg.recipe == "fast":
         tc = fast_recipe(cfg.epochs, student_batch_size(cfg, n_images), seed=cfg.seed, amp=cfg.amp)
-        return replace(tc, lr=tc.lr * fast_lr_scale(cfg), norm_bias_lr_scale=fast_overrides(cfg).get(
+        return replace(tc, lr=tc.lr * fast_lr_scale(cfg, from_teacher), norm_bias_lr_scale=fast_overrides(cfg).get(
                            "norm_bias_lr_scale", tc.norm_bias_lr_scale),
                        loss=loss_config(cfg), ig_p=cfg.ig_p, mix=cfg.mix, mix_alpha=cfg.mix_alpha,
-                       teacher_targets=cfg.teacher_targets, precise_bn_images=cfg.precise_bn_images, sync_bn=cfg.sync_bn)
+                       teacher_targets=cfg.teacher_targets, precise_bn_images=cfg.precise_bn_images, sync_bn=cfg.sync_bn,
+                       init_from_data=not from_teacher)
     return TrainConfig(epochs=cfg.epochs, batch_size=plain_batch_size(cfg), lr=cfg.lr, optimizer=cfg.optimizer,
                        weight_decay=cfg.weight_decay, schedule=cfg.schedule, seed=cfg.seed, ig_p=cfg.ig_p,
                        mix=cfg.mix, mix_alpha=cfg.mix_alpha, teacher_targets=cfg.teacher_targets, loss=loss_config(cfg),
-                       precise_bn_images=cfg.precise_bn_images, amp=cfg.amp, sync_bn=cfg.sync_bn)
+                       precise_bn_images=cfg.precise_bn_images, amp=cfg.amp, sync_bn=cfg.sync_bn,
+                       init_from_data=not from_teacher)

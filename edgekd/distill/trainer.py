@@ -73,6 +73,7 @@ class TrainConfig:
     precise_bn_images: int = 2048
     eval_every: int = 1  # validate every N epochs (and always after the last)
     sync_bn: bool = False  # SyncBatchNorm across ranks (GPUs only: PyTorch has no CPU SyncBatchNorm)
+    init_from_data: bool = True  # set data-dependent first layers (airbench's whitening) from the training images
     loss: LossConfig = field(default_factory=LossConfig)
 
     def fingerprint(self) -> str:
@@ -84,7 +85,7 @@ class TrainConfig:
 
 
 # Settings added after checkpoints were already being written, with the value those checkpoints used.
-ADDED_SETTINGS = {"sync_bn": False, "mix": "none", "mix_alpha": 1.0, "teacher_targets": "online"}
+ADDED_SETTINGS = {"sync_bn": False, "mix": "none", "mix_alpha": 1.0, "teacher_targets": "online", "init_from_data": True}
 
 
 @dataclass
@@ -129,7 +130,7 @@ def _autocast(device: torch.device, amp: str):
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp == "bf16")
 
 
-def _to_input(images_uint8, mean, std, device) -> torch.Tensor:
+def to_input(images_uint8, mean, std, device) -> torch.Tensor:
     # memory-mapped splits are read-only; torch wants a writable buffer
     x = normalize(to_float(torch.from_numpy(np.require(images_uint8, requirements=["C", "W"]))), mean, std)
     return x.to(device).contiguous(memory_format=torch.channels_last)
@@ -161,7 +162,7 @@ def predict(model: nn.Module, data: ImageSet, mean, std, device="cpu", batch_siz
     out = []
     for images, _ in data.batches(batch_size):
         with _autocast(device, amp):
-            out.append(tta_logits(model, _to_input(images, mean, std, device), tta).float().cpu().numpy())
+            out.append(tta_logits(model, to_input(images, mean, std, device), tta).float().cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
 
@@ -205,7 +206,7 @@ def recompute_bn_stats(model: nn.Module, data: ImageSet, mean, std, n_images: in
     device = torch.device(device)
     for lo in range(0, len(pick), batch_size):
         with _autocast(device, amp):
-            model(_to_input(data.images[pick[lo : lo + batch_size]], mean, std, device))
+            model(to_input(data.images[pick[lo : lo + batch_size]], mean, std, device))
     for m, mom in zip(bns, saved):
         m.momentum = mom
     model.eval()
@@ -299,7 +300,7 @@ def mirror_logits(teacher: nn.Module, train_set: ImageSet, mean, std, device: to
     with Progress(disable=not show_progress) as progress:
         task = progress.add_task("teacher targets (images and mirrors)", total=len(train_set))
         for images, _ in train_set.batches(batch_size):
-            x = _to_input(images, mean, std, device)
+            x = to_input(images, mean, std, device)
             with _autocast(device, amp):
                 both = torch.stack([teacher(x), teacher(x.flip(-1))], 1)
             out.append(both.float())
@@ -474,10 +475,10 @@ def train(
             lookahead.ema = state["lookahead"]
         history, best_val, best_epoch = json.loads(state["history"]), state["best_val"], state["best_epoch"]
         best_state, start_epoch = state["best_model"], state["epoch"] + 1
-    elif hasattr(model, "init_whitening"):
+    elif cfg.init_from_data and hasattr(model, "init_whitening"):
         # airbench-style nets set their first layer from the training images' patch statistics
         sample = np.random.default_rng(cfg.seed).permutation(n)[: min(n, 5000)]
-        model.init_whitening(_to_input(train_set.images[np.sort(sample)], mean, std, "cpu").to(device))
+        model.init_whitening(to_input(train_set.images[np.sort(sample)], mean, std, "cpu").to(device))
         if lookahead is not None:
             lookahead = _Lookahead(model)
     net = model
