@@ -467,6 +467,8 @@ def _reading(records: dict) -> list[str]:
                        f"{e16[0]['val_acc']:.2f}; after it (18 epochs, α 0.8, {len(e18)} seeds): "
                        f"{_mean_sd([r['test_acc'] for r in e18])} %, val {_mean_sd([r['val_acc'] for r in e18])}: level, "
                        "the tuning bought nothing measurable.")
+    from edgekd.distill.recipes import FROM_TEACHER
+
     starts = [r for k, r in records.items() if k.startswith("init-")]
     random_e8 = [r for r in tune if _teacher_targets(r) == "cached" and r["epochs"] == 8 and _init(r) == "random"
                  and r["hyperparameters"]["batch_size"] == 1024 and r["hyperparameters"]["alpha"] == 0.8]
@@ -476,8 +478,9 @@ def _reading(records: dict) -> list[str]:
                    + ", ".join(f"{r['val_acc']:.2f} % at lr scale {r['hyperparameters']['lr_scale']:g}" for r in starts)
                    + f" against {random_e8[0]['val_acc']:.2f} % started at random (test {best['test_acc']:.2f} vs "
                    f"{random_e8[0]['test_acc']:.2f} %); the student starts at {best.get('student_init_val_acc', 0):.1f} % "
-                   f"val before any training. `FROM_TEACHER` takes lr scale "
-                   f"{best['hyperparameters']['lr_scale']:g}, the better on validation.")
+                   f"val before any training. The best on validation: lr scale "
+                   f"{best['hyperparameters']['lr_scale']:g}; `FROM_TEACHER` (edgekd/distill/recipes.py) takes "
+                   f"{FROM_TEACHER['lr_scale']:g}.")
     teacher_ships = {r["seed"]: r for r in all_ships if _init(r) == "teacher"}
     pairs = [(teacher_ships[r["seed"]], r) for r in random_ships if r["seed"] in teacher_ships]
     if pairs:

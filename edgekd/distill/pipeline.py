@@ -255,9 +255,8 @@ def start_from_teacher(cfg: CompressConfig, student: nn.Module, teacher: nn.Modu
     validation accuracy before any training."""
     n = len(train_set)
     sample = np.sort(np.random.default_rng(cfg.seed).permutation(n)[: min(n, PRUNE_IMAGES)])
-    images = to_input(train_set.images[sample], data.mean, data.std, device)
-    teacher_device = next(teacher.parameters()).device
-    info = init_from_teacher(student, teacher, images.to(teacher_device))
+    images = to_input(train_set.images[sample], data.mean, data.std, next(teacher.parameters()).device)
+    info = init_from_teacher(student, teacher, images)
     info["val_acc"] = evaluate(student, splits.val_set, data.mean, data.std, device)
     student.cpu()
     return info

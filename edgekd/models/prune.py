@@ -264,17 +264,15 @@ def init_from_teacher(student: nn.Module, teacher: nn.Module, images: torch.Tens
                                  "a student started from the teacher keeps a subset of its channels")
             if width.setdefault(t, n) != n:
                 raise PruneError(f"the student's channels joined at {name!r} have different widths")
-    for t in t_spaces.fixed:
-        full = next((t_state[k].shape[a] for k, ax in t_spaces.axes.items() for a, s in enumerate(ax) if s == t), None)
-        if t in width and full is not None and width[t] != full:
-            raise PruneError("the student's input or output width differs from the teacher's",
-                             "use the teacher's number of classes and input channels")
     full_width = {}
     for name, ax in t_spaces.axes.items():
         for a, s in enumerate(ax):
             if s is not None and name in t_state:
                 full_width.setdefault(s, t_state[name].shape[a])
     narrowed = {t: w for t, w in width.items() if w < full_width.get(t, w)}
+    if set(narrowed) & t_spaces.fixed:
+        raise PruneError("the student's input or output width differs from the teacher's",
+                         "use the teacher's number of classes and input channels")
     importance = channel_importance(teacher, t_spaces, images) if narrowed else {}
     keep = {}
     for t, w in narrowed.items():
