@@ -925,6 +925,22 @@ def experiment_imagenet_subset(
     typer.echo(f"wrote {root / 'imagenet-subset' / 'results.json'}")
 
 
+@experiment_app.command("copy-records")
+def experiment_copy_records(
+    source: Path = typer.Argument(..., help="a family folder with finished runs (e.g. runs/experiments/ablation)"),
+    dest: Path = typer.Argument(..., help="where the records go (a folder in your repository, or a fresh ROOT/<family>)"),
+):
+    """Copy finished runs' records (run.json, report.json, robustness.json, failed.json; not the weights).
+
+    Into a repository to keep a long family's progress; back into a fresh ROOT/<family> so the same
+    `edgekd experiment <family>` command resumes without redoing those runs, and `edgekd experiment report`
+    counts them with their kept corruption scores. Runs the destination has finished are left alone."""
+    from edgekd.distill.experiments import copy_records
+
+    copied = copy_records(source, dest)
+    typer.echo(f"copied the records of {len(copied)} finished run(s) from {source} to {dest}")
+
+
 @experiment_app.command("report")
 def experiment_report(
     family_dir: Path = typer.Argument(..., help="ROOT/<family> with finished runs"),

@@ -360,6 +360,22 @@ def test_the_report_scores_every_run_under_corruption_once(tmp_path):
     ex.aggregate(family, plots=False, robustness_images=50, log=lambda m: None)  # other images: rescored
     assert all(json.loads(p.read_text())["images"] == 50 for p in stamps)
 
+    # kept as records only (no weights), then restored into a fresh root: the family resumes, the report counts them
+    (family / "kd_cf4.12_seed2").mkdir()
+    (family / "kd_cf4.12_seed2" / "run.json").write_text("{}")  # started, never finished: not a result
+    kept = tmp_path / "kept"
+    assert sorted(ex.copy_records(family, kept)) == sorted(rows)
+    assert not list(kept.rglob("*.pt")) and not (kept / "kd_cf4.12_seed2").exists()
+    fresh = tmp_path / "fresh"
+    assert len(ex.copy_records(kept, fresh / "ablation")) == 4
+    assert ex.run_family(**{**kw, "root": fresh, "dry_run": True})["runs_left"] == 0
+    restored = ex.aggregate(fresh / "ablation", plots=False, robustness_images=50, log=lambda m: None)
+    assert restored["robustness"] == ex.aggregate(family, plots=False, robustness_images=50,
+                                                  log=lambda m: None)["robustness"]
+    with pytest.raises(EdgekdError, match="neither student.pt nor corruption scores for 10000"):
+        ex.aggregate(fresh / "ablation", plots=False, robustness_images=10_000, log=lambda m: None)
+    assert ex.copy_records(kept, fresh / "ablation") == []  # what the destination has finished is left alone
+
 
 def test_the_converged_budget_trains_the_student_that_converges_here_with_its_own_methods():
     runs = ex.enumerate_runs("ablation", budget="converged")

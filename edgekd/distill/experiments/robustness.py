@@ -56,22 +56,37 @@ def score_student(run_dir: Path, data_cache: dict, images: int) -> dict:
             "accuracy": {name: 100.0 * k / len(index) for name, k in correct.items()}}
 
 
+def _complete(path: Path, images: int) -> dict | None:
+    """The scores in ``path`` if they cover every corruption for ``images`` requested images, else None."""
+    from edgekd.utils.io import read_json
+
+    try:
+        cached = read_json(path)
+    except (OSError, ValueError):
+        return None  # missing or damaged
+    if cached.get("requested") == images and set(cached.get("accuracy", {})) == {"clean", *CORRUPTIONS}:
+        return cached
+    return None
+
+
 def run_robustness(run_dir: Path, data_cache: dict, images: int) -> dict:
-    """The run's cached robustness.json, computed if missing or made with other images, corruptions or weights."""
-    from edgekd.utils.io import read_json, sha256_file, write_json
+    """The run's cached robustness.json, computed if missing or made with other images, corruptions or weights;
+    a run kept without its weights (:func:`~edgekd.distill.experiments.runner.copy_records`) has only the cache."""
+    from edgekd.utils.io import sha256_file, write_json
 
     run_dir = Path(run_dir)
-    if not (run_dir / "student.pt").is_file():
-        raise EdgekdError(f"{run_dir} has a report but no student.pt", "delete that run's folder and run it again")
     path = run_dir / "robustness.json"
-    if path.is_file():
-        try:
-            cached = read_json(path)
-            if cached.get("requested") == images and set(cached.get("accuracy", {})) == {"clean", *CORRUPTIONS} \
-                    and cached.get("student_sha256") == sha256_file(run_dir / "student.pt"):
-                return cached
-        except (OSError, ValueError):
-            pass  # damaged cache: recompute
+    if not (run_dir / "student.pt").is_file():
+        # a run kept as records only (copy_records): its scores are the result; without them it must be redone
+        kept = _complete(path, images)
+        if kept is None:
+            raise EdgekdError(f"{run_dir} has a report but neither student.pt nor corruption scores for {images} images "
+                              "(robustness.json)", "delete that run's folder and run it again, or report with the "
+                              "--robustness-images it was scored with")
+        return kept
+    cached = _complete(path, images)
+    if cached is not None and cached.get("student_sha256") == sha256_file(run_dir / "student.pt"):
+        return cached
     result = {**score_student(run_dir, data_cache, images), "requested": images}
     write_json(path, result)
     return result

@@ -6,7 +6,8 @@ resumes an interrupted experiment; a finished run made with other result-changin
 is refused. The teacher is the shipped one where there is one for the data set (airbench on
 CIFAR-10), else trained once per budget into ``ROOT/teacher/<budget>/`` (under a file lock, so
 concurrent shards wait for it). Runs that use IG on the same training images share one IG
-cache (``ROOT/ig-cache/<key>``), across families too.
+cache (``ROOT/ig-cache/<key>``), across families too. :func:`copy_records` keeps finished runs' records
+(not their weights) where a checkout keeps them, so a family resumes on a fresh machine without redoing them.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from edgekd.errors import EdgekdError
 from edgekd.utils.io import file_lock
 
 FAILED = "failed.json"  # a run that diverged: finished, with no student
+# what a finished run's result is, without its weights: enough for the runner to skip it and the report to count it
+RECORD_FILES = ("run.json", "report.json", "robustness.json", FAILED)
 RUNTIME_KEYS = ("threads", "device", "notes", "out")  # may differ between resumptions without changing a result
 FILE_KEYS = ("data", "teacher")  # compared by content: the same file at another path is the same setting
 # what only the export stage reads: no result of a run that does not export depends on them
@@ -258,3 +261,30 @@ def run_family(family: str, data: str, seeds: int | None = None, budget: str = "
             + (" (another process is running it)" if status == "busy" else ""))
     summary.update(ran=counts["done"], skipped=counts["skipped"], busy=counts["busy"], failed=counts["failed"])
     return summary
+
+
+def copy_records(source: str | Path, dest: str | Path) -> list[str]:
+    """Copy every finished run's records (:data:`RECORD_FILES`, not its weights) from one family folder to
+    another: into a repository to keep them, and back into a fresh ``ROOT/<family>`` so the same command resumes
+    the family without redoing them (the report then takes each run's corruption scores from its
+    ``robustness.json``). A run the destination has already finished is left as it is. Returns the copied runs."""
+    import shutil
+
+    source, dest = Path(source), Path(dest)
+    if not source.is_dir():
+        raise EdgekdError(f"{source} is not a folder", "give a family folder, e.g. runs/experiments/ablation")
+    copied = []
+    for run_dir in sorted(p for p in source.iterdir() if p.is_dir()):
+        if not any((run_dir / name).is_file() for name in ("report.json", FAILED)):
+            continue  # unfinished: its record would make the runner skip a run that has no result
+        target = dest / run_dir.name
+        if (target / "report.json").is_file() or (target / FAILED).is_file():
+            continue
+        target.mkdir(parents=True, exist_ok=True)
+        for name in RECORD_FILES:
+            if (run_dir / name).is_file():
+                tmp = target / f".{name}.tmp"
+                shutil.copyfile(run_dir / name, tmp)
+                os.replace(tmp, target / name)
+        copied.append(run_dir.name)
+    return copied
