@@ -273,6 +273,8 @@ def copy_records(source: str | Path, dest: str | Path) -> list[str]:
     source, dest = Path(source), Path(dest)
     if not source.is_dir():
         raise EdgekdError(f"{source} is not a folder", "give a family folder, e.g. runs/experiments/ablation")
+    if dest.exists() and not dest.is_dir():
+        raise EdgekdError(f"{dest} is a file, not a folder", "give a folder for the records (it is created if missing)")
     copied = []
     for run_dir in sorted(p for p in source.iterdir() if p.is_dir()):
         if not any((run_dir / name).is_file() for name in ("report.json", FAILED)):
