@@ -934,7 +934,7 @@ def experiment_copy_records(
 
     Into a repository to keep a long family's progress; back into a fresh ROOT/<family> so the same
     `edgekd experiment <family>` command resumes without redoing those runs, and `edgekd experiment report`
-    counts them with their kept corruption scores. Runs the destination has finished are left alone."""
+    counts them with their kept corruption scores. Files the destination has are never overwritten."""
     from edgekd.distill.experiments import copy_records
 
     copied = copy_records(source, dest)

@@ -374,7 +374,9 @@ def test_the_report_scores_every_run_under_corruption_once(tmp_path):
                                                   log=lambda m: None)["robustness"]
     with pytest.raises(EdgekdError, match="neither student.pt nor corruption scores for 10000"):
         ex.aggregate(fresh / "ablation", plots=False, robustness_images=10_000, log=lambda m: None)
-    assert ex.copy_records(kept, fresh / "ablation") == []  # what the destination has finished is left alone
+    assert ex.copy_records(kept, fresh / "ablation") == []  # nothing the destination has is overwritten
+    (kept / "kd_cf4.12_seed0" / "robustness.json").unlink()  # kept before the report scored it
+    assert ex.copy_records(family, kept) == ["kd_cf4.12_seed0"] and (kept / "kd_cf4.12_seed0" / "robustness.json").is_file()
 
 
 def test_the_converged_budget_trains_the_student_that_converges_here_with_its_own_methods():

@@ -267,7 +267,8 @@ def copy_records(source: str | Path, dest: str | Path) -> list[str]:
     """Copy every finished run's records (:data:`RECORD_FILES`, not its weights) from one family folder to
     another: into a repository to keep them, and back into a fresh ``ROOT/<family>`` so the same command resumes
     the family without redoing them (the report then takes each run's corruption scores from its
-    ``robustness.json``). A run the destination has already finished is left as it is. Returns the copied runs."""
+    ``robustness.json``). Files the destination has are never overwritten; those it lacks are added (a run's
+    corruption scores come later, from the report). Returns the runs something was copied for."""
     import shutil
 
     source, dest = Path(source), Path(dest)
@@ -280,13 +281,13 @@ def copy_records(source: str | Path, dest: str | Path) -> list[str]:
         if not any((run_dir / name).is_file() for name in ("report.json", FAILED)):
             continue  # unfinished: its record would make the runner skip a run that has no result
         target = dest / run_dir.name
-        if (target / "report.json").is_file() or (target / FAILED).is_file():
+        missing = [name for name in RECORD_FILES if (run_dir / name).is_file() and not (target / name).exists()]
+        if not missing:
             continue
         target.mkdir(parents=True, exist_ok=True)
-        for name in RECORD_FILES:
-            if (run_dir / name).is_file():
-                tmp = target / f".{name}.tmp"
-                shutil.copyfile(run_dir / name, tmp)
-                os.replace(tmp, target / name)
+        for name in missing:
+            tmp = target / f".{name}.tmp"
+            shutil.copyfile(run_dir / name, tmp)
+            os.replace(tmp, target / name)
         copied.append(run_dir.name)
     return copied
