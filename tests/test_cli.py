@@ -234,3 +234,26 @@ def test_help_shows_defaults_and_python_dash_m():
                        env={**os.environ, "COLUMNS": "200"})
     for cmd in ("compress", "export", "bench", "track", "train-teacher", "models"):
         assert cmd in r.stdout
+
+
+def test_every_command_the_readme_shows_exists():
+    """Each `edgekd …` line in the README's code blocks names a real command (its --help works)."""
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    blocks = re.findall(r"```[^\n]*\n(.*?)```", readme, flags=re.S)
+    commands = set()
+    for line in (ln.strip().removeprefix("$ ") for b in blocks for ln in b.splitlines()):
+        if not line.startswith("edgekd "):
+            continue
+        words = []
+        for token in line.split()[1:]:
+            if not re.fullmatch(r"[a-z][a-z0-9-]*", token):
+                break
+            words.append(token)
+        commands.add(tuple(words))
+    assert len(commands) > 15  # the README shows the whole pipeline
+    for words in sorted(commands):
+        r = runner.invoke(app, [*words, "--help"])
+        assert r.exit_code == 0, f"README shows `edgekd {' '.join(words)}`, which fails: {r.output[-400:]}"
