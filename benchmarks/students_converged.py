@@ -5,6 +5,7 @@
     python benchmarks/students_converged.py --part teacher --teacher-ls 0  # an airbench teacher without label smoothing
     python benchmarks/students_converged.py --part ship --seeds 0,1,2    # the README's CIFAR-10 command, exported
     python benchmarks/students_converged.py --part init --epochs 8 --lr-scales 0.1,0.3   # start from the teacher
+    python benchmarks/students_converged.py --part wider --widths 48,128,128   # the preset on a wider airbench
     python benchmarks/students_converged.py --part latency               # teacher ORT fp32 vs shipped INT8, interleaved
     python benchmarks/students_converged.py --part teacher-speed         # KD's teacher pass: one batch vs chunks
     python benchmarks/students_converged.py --part report                # students_converged.md + curve.png
@@ -188,7 +189,7 @@ def part_latency(runs: int, min_time: float) -> None:
     from edgekd.models.sources import load_model
     from edgekd.models.weights import SHIPPED
 
-    ships = {k: r for k, r in _load().items() if k.startswith("ship-") and r.get("export")}
+    ships = {k: r for k, r in _load().items() if k.startswith(("ship-", "wider-")) and r.get("export")}
     if not ships:
         raise SystemExit("run --part ship first")
     teacher_dir = RUNS / "teacher-onnx"
@@ -345,7 +346,7 @@ def part_report() -> None:
                          f"{r['val_acc']:.2f} | {r['test_acc']:.2f} | {r['timings']['student_s'] / 60:.1f} |")
         lines.append("")
     lines += _init_lines(records)
-    curve = [r for k, r in records.items() if not k.startswith(("ship-", "tune-", "probe-", "init-"))]
+    curve = [r for k, r in records.items() if not k.startswith(("ship-", "tune-", "probe-", "init-", "wider-"))]
     if curve:
         lines += ["## Accuracy against wall time", "",
                   "| student | method | epochs | seed | val % | test % | student training min | total min | CPU |",
@@ -359,9 +360,56 @@ def part_report() -> None:
         lines += [""] + [f"{'†' * (i + 1)} {n}." for i, n in enumerate(notes)]
         _plot(curve, ships, OUT / "curve.png")
         lines += ["", "![accuracy against wall time](students_converged/curve.png)", ""]
-    lines += _latency_lines() + _teacher_speed_lines() + _reading(records)
+    lines += _latency_lines() + _wider_lines(records) + _teacher_speed_lines() + _reading(records)
     (HERE / "students_converged.md").write_text("\n".join(lines) + "\n")
     print(f"wrote {HERE / 'students_converged.md'}")
+
+
+def _wider_lines(records: dict) -> list[str]:
+    """The preset on wider airbench students beside the shipped width, same seed."""
+    wider = {k: r for k, r in records.items() if k.startswith("wider-")}
+    if not wider:
+        return []
+    speed = _speedups()
+    lines = ["## Wider students under the same preset", "",
+             "`python benchmarks/students_converged.py --part wider --widths 48,128,128 --seeds 0`: the preset (started "
+             "from the teacher, 24 epochs, exported) on `--student-arch airbench --student-kwargs widths=[…]`, beside the "
+             "shipped width (32/128/128) at the same seed. A wider first group works at full resolution, so it costs "
+             "more MACs per parameter; *speed* is the goal's ratio (teacher ORT fp32 ÷ this ORT INT8) from the latency "
+             "run above, where the file was in it.", "",
+             "| widths | seed | params | M MACs | val % | test % | ONNX INT8 test % | TFLite INT8 test % | student min | "
+             "total min | speed |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    rows = list(wider.items())
+    rows += [(k, r) for k, r in records.items() if k.startswith("ship-from-teacher-") and r["seed"] in
+             {w["seed"] for w in wider.values()}]
+    for k, r in sorted(rows, key=lambda kr: (kr[1]["seed"], kr[1]["params"])):
+        ex, t = r.get("export", {}), r["timings"]
+        widths = k.split("-s")[0].removeprefix("wider-w").replace("-", "/") if k.startswith("wider-") else "32/128/128"
+        ratio = speed.get(k)
+        lines.append(f"| {widths} | {r['seed']} | {r['params']:,} | {r['macs'] / 1e6:.1f} | {r['val_acc']:.2f} | "
+                     f"{r['test_acc']:.2f} | {ex.get('onnx-int8', float('nan')):.2f} | "
+                     f"{ex.get('tflite-int8', float('nan')):.2f} | {t['student_s'] / 60:.1f} | {t['total_s'] / 60:.1f} | "
+                     f"{'' if ratio is None else f'{ratio:.1f}×'} |")
+    ships = {r["seed"]: r for k, r in records.items() if k.startswith("ship-from-teacher-")}
+    for k, r in sorted(wider.items()):
+        base = ships.get(r["seed"])
+        if base:
+            lines += ["", f"- {k}: test {r['test_acc']:.2f} against {base['test_acc']:.2f} %, val {r['val_acc']:.2f} "
+                      f"against {base['val_acc']:.2f} %, {r['timings']['total_s'] / 60:.1f} against "
+                      f"{base['timings']['total_s'] / 60:.1f} min, same seed (one seed: a difference under ~0.5 pp is "
+                      "within seed-to-seed spread)."]
+    return lines + [""]
+
+
+def _speedups() -> dict:
+    """Run key → teacher ORT fp32 p50 ÷ its ORT INT8 p50, from the latency run (keys it timed only)."""
+    p = OUT / "latency.json"
+    if not p.exists():
+        return {}
+    run = json.loads(p.read_text())
+    teacher = run["results"][0]["stats"]["p50_ms"]
+    return {label.removesuffix(" ORT INT8"): teacher / r["stats"]["p50_ms"]
+            for label, r in zip(run["labels"][1:], run["results"][1:]) if (r.get("stats") or {}).get("p50_ms")}
 
 
 def _init_lines(records: dict) -> list[str]:
@@ -445,7 +493,7 @@ def _reading(records: dict) -> list[str]:
            f"{_mean_sd(acc)} % over {len(ships)} seed(s) (ONNX INT8 {_mean_sd(int8)} %), {ships[0]['cpu']}. "
            f"Goal ≤ 30 min end to end: {'met' if max(wall) <= 30 else 'not met'} ({', '.join(f'{w:.1f}' for w in wall)} "
            f"min). Goal ≤ 0.6 M parameters: met ({ships[0]['params']:,})."]
-    curve = {k: r for k, r in records.items() if not k.startswith(("ship-", "tune-", "probe-", "init-"))}
+    curve = {k: r for k, r in records.items() if not k.startswith(("ship-", "tune-", "probe-", "init-", "wider-"))}
     tune = [r for k, r in records.items() if k.startswith("tune-")] + \
         [r for r in curve.values() if r["arch"] == "airbench_x0_5" and r["method"] == "kd" and r["epochs"] == 8]
     other_teachers = [r for r in tune if _teacher_name(r) != "shipped"]
@@ -633,9 +681,19 @@ def _plot(curve: list[dict], ships: list[dict], path: Path) -> None:
     fig.savefig(path, dpi=120)
 
 
+def part_wider(widths: list[int], seeds: list[int], data: str) -> None:
+    """The preset (from the teacher, 24 epochs, exported) on an airbench whose groups have these widths: a wider
+    first group costs MACs at full resolution, so the ≥ 6× goal bounds it (`--part latency`)."""
+    for seed in seeds:
+        _run(f"wider-w{'-'.join(map(str, widths))}-s{seed}",
+             ["--seed", str(seed), "--student-arch", "airbench", "--student-kwargs", f"widths=[{','.join(map(str, widths))}]"],
+             data)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--part", choices=["curve", "tune", "init", "teacher", "ship", "latency", "teacher-speed", "report"],
+    ap.add_argument("--part", choices=["curve", "tune", "init", "teacher", "ship", "wider", "latency", "teacher-speed",
+                                       "report"],
                     required=True)
     ap.add_argument("--data", default=str(DATA))
     ap.add_argument("--archs", default="airbench_x0_5")
@@ -652,6 +710,7 @@ def main() -> None:
                     help="--part teacher: the teacher's label smoothing (-1: airbench's 0.2)")
     ap.add_argument("--lr-scales", default="0.1,0.3", help="--part init: the fast recipe's rate times these")
     ap.add_argument("--seeds", default="0")
+    ap.add_argument("--widths", default="48,128,128", help="--part wider: the airbench student's three group widths")
     ap.add_argument("--runs", type=int, default=200)
     ap.add_argument("--min-time", type=float, default=2.0)
     args = ap.parse_args()
@@ -669,6 +728,8 @@ def main() -> None:
         part_teacher(args.teacher_ls, seed=args.seed, data=args.data)
     elif args.part == "ship":
         part_ship([int(s) for s in args.seeds.split(",")], args.data)
+    elif args.part == "wider":
+        part_wider([int(w) for w in args.widths.split(",")], [int(s) for s in args.seeds.split(",")], args.data)
     elif args.part == "latency":
         part_latency(args.runs, args.min_time)
     elif args.part == "teacher-speed":
