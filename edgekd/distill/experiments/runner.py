@@ -24,7 +24,7 @@ from typing import Callable
 from edgekd.distill.experiments.families import (FAMILIES, VARIANTS, Run, budget_overrides, enumerate_runs,
                                                  parse_shard, select_shard)
 from edgekd.errors import EdgekdError
-from edgekd.utils.io import file_lock
+from edgekd.utils.io import atomic_write, file_lock
 
 FAILED = "failed.json"  # a run that diverged: finished, with no student
 # what a finished run's result is, without its weights: enough for the runner to skip it and the report to count it
@@ -284,10 +284,7 @@ def copy_records(source: str | Path, dest: str | Path) -> list[str]:
         missing = [name for name in RECORD_FILES if (run_dir / name).is_file() and not (target / name).exists()]
         if not missing:
             continue
-        target.mkdir(parents=True, exist_ok=True)
         for name in missing:
-            tmp = target / f".{name}.tmp"
-            shutil.copyfile(run_dir / name, tmp)
-            os.replace(tmp, target / name)
+            atomic_write(target / name, functools.partial(shutil.copyfile, run_dir / name))
         copied.append(run_dir.name)
     return copied
