@@ -3,6 +3,9 @@
     python benchmarks/students_converged.py --part curve --archs airbench_x0_5 --methods student,kd --epochs 8,16
     python benchmarks/students_converged.py --part tune --epochs 8 --temperatures 1,2,4  # KD's T (--alphas, --batch-sizes) on validation
     python benchmarks/students_converged.py --part teacher --teacher-ls 0  # an airbench teacher without label smoothing
+    python benchmarks/students_converged.py --part teacher --teacher-epochs 32   # a teacher trained twice as long
+    python benchmarks/students_converged.py --part targets --epochs 8 --teachers shipped,PATH --teacher-tta 0,1
+    python benchmarks/students_converged.py --part candidate --teacher PATH --teacher-tta 1 --seeds 0
     python benchmarks/students_converged.py --part ship --seeds 0,1,2    # the README's CIFAR-10 command, exported
     python benchmarks/students_converged.py --part init --epochs 8 --lr-scales 0.1,0.3   # start from the teacher
     python benchmarks/students_converged.py --part wider --widths 48,128,128   # the preset on a wider airbench
@@ -39,6 +42,10 @@ RUNS = ROOT / "runs" / "converged"
 def _load() -> dict:
     p = OUT / "runs.json"
     return json.loads(p.read_text()) if p.exists() else {}
+
+
+# Runs of their own sections, kept off the accuracy-against-time curve
+NOT_CURVE = ("ship-", "tune-", "probe-", "init-", "wider-", "targets-", "candidate-")
 
 
 def _teacher_targets(r: dict) -> str:
@@ -165,6 +172,37 @@ def part_init(arch: str, epochs: list[int], lr_scales: list[float], seed: int, d
             _run(f"init-{arch}-kd-cached-e{e}-lr{scale:g}-s{seed}",
                  ["--student-arch", arch, "--method", "kd", "--epochs", str(e), "--seed", str(seed), "--student-init",
                   "teacher", "--lr-scale", str(scale), "--teacher-targets", "cached", "--no-export"], data)
+
+
+def _teacher_flags(teacher: str, tta: int) -> tuple[str, list[str]]:
+    """Key part and flags of KD's targets: which teacher (the shipped one, or a `--part teacher` run's weights) and
+    its test-time augmentation (`--teacher-tta`)."""
+    name = "shipped" if teacher in ("", "shipped") else Path(teacher).parent.name
+    flags = [] if name == "shipped" else ["--teacher", teacher, "--teacher-arch", "airbench"]
+    return f"{name}-tta{tta}", flags + ["--teacher-tta", str(tta)]
+
+
+def part_targets(epochs: int, teachers: list[str], ttas: list[int], seed: int, data: str) -> None:
+    """Better KD targets for the student started from the teacher (the `--part init` run at lr scale 0.1 is the
+    shipped teacher without TTA): a teacher trained longer, and the teacher's mirror (or mirror and ±1 px) ensemble;
+    chosen on validation."""
+    for teacher in teachers:
+        for tta in ttas:
+            part, flags = _teacher_flags(teacher, tta)
+            if part == "shipped-tta0":
+                continue  # that is init-<arch>-kd-cached-e<epochs>-lr0.1-s<seed>
+            _run(f"targets-{part}-e{epochs}-s{seed}",
+                 ["--student-arch", "airbench_x0_5", "--method", "kd", "--epochs", str(epochs), "--seed", str(seed),
+                  "--student-init", "teacher", "--lr-scale", "0.1", "--teacher-targets", "cached", "--no-export",
+                  *flags], data)
+
+
+def part_candidate(seeds: list[int], teacher: str, tta: int, data: str) -> None:
+    """The preset as it is (kd+ig, started from the teacher, 24 epochs, exported) with other KD targets: the one
+    `--part targets` chose on validation, beside the shipped `ship-from-teacher-` runs of the same seeds."""
+    part, flags = _teacher_flags(teacher, tta)
+    for seed in seeds:
+        _run(f"candidate-{part}-s{seed}", ["--seed", str(seed), *flags], data)
 
 
 def _ship_prefix() -> str:
@@ -319,7 +357,7 @@ def part_report() -> None:
                           f"{_mean_sd([r['timings']['total_s'] / 60 for r in group])} min."]
         lines += [""]
     tune = {k: r for k, r in records.items() if k.startswith("tune-") or
-            (r["arch"] == "airbench_x0_5" and r["method"] == "kd" and r["epochs"] == 8 and not k.startswith(("ship-", "init-")))}
+            (r["arch"] == "airbench_x0_5" and r["method"] == "kd" and r["epochs"] == 8 and not k.startswith(("ship-", "init-", "targets-", "candidate-")))}
     if len(tune) > 1:
         lines += ["## KD's temperature, weight and batch, chosen on validation", "",
                   "`python benchmarks/students_converged.py --part tune --epochs 8 --temperatures 1,2,4` (and "
@@ -346,7 +384,7 @@ def part_report() -> None:
                          f"{r['val_acc']:.2f} | {r['test_acc']:.2f} | {r['timings']['student_s'] / 60:.1f} |")
         lines.append("")
     lines += _init_lines(records)
-    curve = [r for k, r in records.items() if not k.startswith(("ship-", "tune-", "probe-", "init-", "wider-"))]
+    curve = [r for k, r in records.items() if not k.startswith(NOT_CURVE)]
     if curve:
         lines += ["## Accuracy against wall time", "",
                   "| student | method | epochs | seed | val % | test % | student training min | total min | CPU |",
@@ -360,7 +398,8 @@ def part_report() -> None:
         lines += [""] + [f"{'†' * (i + 1)} {n}." for i, n in enumerate(notes)]
         _plot(curve, ships, OUT / "curve.png")
         lines += ["", "![accuracy against wall time](students_converged/curve.png)", ""]
-    lines += _latency_lines() + _wider_lines(records) + _teacher_speed_lines() + _reading(records)
+    lines += (_latency_lines() + _wider_lines(records) + _targets_lines(records) + _teacher_speed_lines()
+              + _reading(records))
     (HERE / "students_converged.md").write_text("\n".join(lines) + "\n")
     print(f"wrote {HERE / 'students_converged.md'}")
 
@@ -398,6 +437,70 @@ def _wider_lines(records: dict) -> list[str]:
                       f"against {base['val_acc']:.2f} %, {r['timings']['total_s'] / 60:.1f} against "
                       f"{base['timings']['total_s'] / 60:.1f} min, same seed (one seed: a difference under ~0.5 pp is "
                       "within seed-to-seed spread)."]
+    return lines + [""]
+
+
+def _teacher_accuracy(name: str, tta: int) -> float | None:
+    """Test accuracy of a teacher under its test-time augmentation level, where measured (its card or
+    teachers.json)."""
+    if name == "shipped":
+        from edgekd.models.weights import SHIPPED
+
+        acc = next(e for e in SHIPPED if e["arch"] == "airbench")["accuracy_percent"]
+        return {0: acc.get("test"), 1: acc.get("test_flip_tta"), 2: acc.get("test_flip_translate_tta")}[tta]
+    teachers = json.loads((OUT / "teachers.json").read_text()) if (OUT / "teachers.json").exists() else {}
+    info = teachers.get(name, {})
+    return {0: info.get("test_acc"), 1: info.get("test_acc_flip_tta")}.get(tta)
+
+
+def _tta(r: dict) -> int:
+    return int(r["hyperparameters"].get("teacher_tta") or 0)
+
+
+def _targets_lines(records: dict) -> list[str]:
+    """KD's targets from a longer-trained teacher and from the teacher's mirror ensemble (8-epoch screen on
+    validation), then the preset with the chosen targets beside the shipped preset, same seed."""
+    screen = {k: r for k, r in records.items() if k.startswith("targets-")}
+    if not screen:
+        return []
+    base = {k: r for k, r in records.items() if k.startswith("init-") and r["hyperparameters"]["lr_scale"] == 0.1
+            and r["epochs"] in {s["epochs"] for s in screen.values()}}
+    lines = ["## Better targets: a teacher trained longer, and the teacher's mirror ensemble", "",
+             "`python benchmarks/students_converged.py --part teacher --teacher-epochs 32` (the shipped teacher's "
+             "recipe, twice the epochs), then `--part targets --epochs 8 --teachers shipped,runs/converged/"
+             "teacher-ls0.2-e32-s0/teacher.pt --teacher-tta 0,1`: airbench_x0_5 started from that teacher's channels, "
+             "8 epochs of KD with cached targets at lr scale 0.1, seed 0 (the shipped teacher without TTA is the "
+             "`--part init` run). *TTA* is `--teacher-tta`: 1 takes as every image's target the mean of the teacher's "
+             "logits of the image and its mirror (the cache scores both anyway, so it costs nothing). *teacher test %* "
+             "is the teacher's own accuracy with that TTA. Chosen on the validation column.", "",
+             "| teacher | teacher test % | TTA | val % before training | val % | test % | student min |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for k, r in sorted({**base, **screen}.items(), key=lambda kr: (_teacher_name(kr[1]), _tta(kr[1]))):
+        acc = _teacher_accuracy(_teacher_name(r), _tta(r))
+        lines.append(f"| {_teacher_name(r)} | {'' if acc is None else f'{acc:.2f}'} | {_tta(r)} | "
+                     f"{r.get('student_init_val_acc', float('nan')):.2f} | {r['val_acc']:.2f} | {r['test_acc']:.2f} | "
+                     f"{r['timings']['student_s'] / 60:.1f} |")
+    candidates = {k: r for k, r in records.items() if k.startswith("candidate-")}
+    if candidates:
+        ships = {r["seed"]: r for k, r in records.items() if k.startswith("ship-from-teacher-")}
+        lines += ["", "The preset (kd+ig, started from the teacher, 24 epochs, exported) with the chosen targets "
+                  "(`--part candidate --teacher PATH --teacher-tta N --seeds …`) beside the preset as shipped, same seed:",
+                  "", "| targets | seed | val % | test % | ONNX INT8 test % | TFLite INT8 test % | IG min | student min | "
+                  "total min |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        rows = [(k.removeprefix("candidate-").rsplit("-s", 1)[0], r) for k, r in candidates.items()]
+        rows += [("shipped-tta0 (the preset)", ships[r["seed"]]) for _, r in rows if r["seed"] in ships]
+        for name, r in sorted(rows, key=lambda nr: (nr[1]["seed"], nr[0])):
+            ex, t = r.get("export", {}), r["timings"]
+            lines.append(f"| {name} | {r['seed']} | {r['val_acc']:.2f} | {r['test_acc']:.2f} | "
+                         f"{ex.get('onnx-int8', float('nan')):.2f} | {ex.get('tflite-int8', float('nan')):.2f} | "
+                         f"{t.get('ig_s', 0) / 60:.1f} | {t['student_s'] / 60:.1f} | {t['total_s'] / 60:.1f} |")
+        by_name: dict[str, list[dict]] = {}
+        for name, r in rows:
+            by_name.setdefault(name, []).append(r)
+        for name, group in sorted(by_name.items()):
+            lines += ["", f"- {name}: test {_mean_sd([r['test_acc'] for r in group])} %, val "
+                      f"{_mean_sd([r['val_acc'] for r in group])} %, {_mean_sd([r['timings']['total_s'] / 60 for r in group])}"
+                      f" min over seed(s) {', '.join(str(r['seed']) for r in group)}."]
     return lines + [""]
 
 
@@ -493,7 +596,7 @@ def _reading(records: dict) -> list[str]:
            f"{_mean_sd(acc)} % over {len(ships)} seed(s) (ONNX INT8 {_mean_sd(int8)} %), {ships[0]['cpu']}. "
            f"Goal ≤ 30 min end to end: {'met' if max(wall) <= 30 else 'not met'} ({', '.join(f'{w:.1f}' for w in wall)} "
            f"min). Goal ≤ 0.6 M parameters: met ({ships[0]['params']:,})."]
-    curve = {k: r for k, r in records.items() if not k.startswith(("ship-", "tune-", "probe-", "init-", "wider-"))}
+    curve = {k: r for k, r in records.items() if not k.startswith(NOT_CURVE)}
     tune = [r for k, r in records.items() if k.startswith("tune-")] + \
         [r for r in curve.values() if r["arch"] == "airbench_x0_5" and r["method"] == "kd" and r["epochs"] == 8]
     other_teachers = [r for r in tune if _teacher_name(r) != "shipped"]
@@ -692,8 +795,8 @@ def part_wider(widths: list[int], seeds: list[int], data: str) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--part", choices=["curve", "tune", "init", "teacher", "ship", "wider", "latency", "teacher-speed",
-                                       "report"],
+    ap.add_argument("--part", choices=["curve", "tune", "init", "teacher", "targets", "candidate", "ship", "wider",
+                                       "latency", "teacher-speed", "report"],
                     required=True)
     ap.add_argument("--data", default=str(DATA))
     ap.add_argument("--archs", default="airbench_x0_5")
@@ -705,9 +808,15 @@ def main() -> None:
     ap.add_argument("--teacher-targets", default="online", choices=["online", "cached"],
                     help="--part curve/tune: KD's teacher scores every batch, or each image and its mirror once")
     ap.add_argument("--batch-sizes", default="0", help="--part tune: the student's batch (0 = the recipe's own, 1024)")
-    ap.add_argument("--teacher", default="", help="--part tune: another airbench teacher's weights (default: the shipped)")
-    ap.add_argument("--teacher-ls", type=float, default=-1.0,
-                    help="--part teacher: the teacher's label smoothing (-1: airbench's 0.2)")
+    ap.add_argument("--teacher", default="", help="--part tune/candidate: another airbench teacher's weights "
+                                                  "(default: the shipped)")
+    ap.add_argument("--teachers", default="shipped", help="--part targets: teachers, comma-separated (shipped or a "
+                                                          "`--part teacher` run's teacher.pt)")
+    ap.add_argument("--teacher-tta", default="0", help="--part targets/candidate: the teacher's test-time augmentation "
+                                                       "levels for KD's targets (0 none, 1 mirror, 2 mirror and ±1 px)")
+    ap.add_argument("--teacher-ls", type=float, default=0.2,
+                    help="--part teacher: the teacher's label smoothing (airbench's: 0.2)")
+    ap.add_argument("--teacher-epochs", type=int, default=16, help="--part teacher: its epochs (the shipped one's: 16)")
     ap.add_argument("--lr-scales", default="0.1,0.3", help="--part init: the fast recipe's rate times these")
     ap.add_argument("--seeds", default="0")
     ap.add_argument("--widths", default="48,128,128", help="--part wider: the airbench student's three group widths")
@@ -725,7 +834,12 @@ def main() -> None:
         part_init(args.archs.split(",")[0], [int(e) for e in args.epochs.split(",")],
                   [float(x) for x in args.lr_scales.split(",")], args.seed, args.data)
     elif args.part == "teacher":
-        part_teacher(args.teacher_ls, seed=args.seed, data=args.data)
+        part_teacher(args.teacher_ls, epochs=args.teacher_epochs, seed=args.seed, data=args.data)
+    elif args.part == "targets":
+        part_targets(int(args.epochs.split(",")[0]), args.teachers.split(","),
+                     [int(t) for t in args.teacher_tta.split(",")], args.seed, args.data)
+    elif args.part == "candidate":
+        part_candidate([int(s) for s in args.seeds.split(",")], args.teacher, int(args.teacher_tta), args.data)
     elif args.part == "ship":
         part_ship([int(s) for s in args.seeds.split(",")], args.data)
     elif args.part == "wider":

@@ -116,6 +116,8 @@ def compress(
     mix: Optional[str] = _opt("mix", "input mixing: none | mixup | cutmix (the teacher scores the mixed images)"),
     teacher_targets: Optional[str] = _opt("teacher_targets", "online (the teacher scores every batch) | cached (it "
                                                              "scores each image and its mirror once; faster, KD only)"),
+    teacher_tta: Optional[int] = _opt("teacher_tta", "KD targets from the teacher's test-time augmentation: 0 none, "
+                                                     "1 mean over the image and its mirror, 2 also ±1 px translations"),
     teacher_epochs: Optional[int] = _opt("teacher_epochs", "teacher epochs (when training one)"),
     ig_steps: Optional[int] = _opt("ig_steps", "Integrated-Gradients steps"),
     train_subset: Optional[int] = _opt("train_subset", "train on a stratified subset of this many images (0 = all)"),
@@ -169,7 +171,7 @@ def compress(
                    student_kwargs=parse_kwargs(student_kwargs, "--student-kwargs") if student_kwargs else None,
                    cf=cf, student_init=student_init, method=method, epochs=epochs, recipe=recipe, alpha=alpha,
                    temperature=temperature, mix=mix,
-                   teacher_targets=teacher_targets, teacher_epochs=teacher_epochs, ig_steps=ig_steps,
+                   teacher_targets=teacher_targets, teacher_tta=teacher_tta, teacher_epochs=teacher_epochs, ig_steps=ig_steps,
                    train_subset=train_subset, lr=lr, lr_scale=lr_scale, batch_size=batch_size, amp=amp, seed=seed, out=out, device=device,
                    threads=threads,
                    export=export, formats=formats, name=name, verbose=verbose or None,

@@ -15,7 +15,8 @@ from edgekd.distill.recipes import student_train_config
 from edgekd.data.dataset import ImageSet
 from edgekd.data.transforms import normalize
 from edgekd.distill.losses import LossConfig
-from edgekd.distill.trainer import TrainConfig, cached_teacher_logits, get_batch, mirror_logits, mix_batch, train
+from edgekd.distill.trainer import (TrainConfig, cached_teacher_logits, get_batch, mirror_logits, mix_batch,
+                                   teacher_logits, train, tta_logits)
 from edgekd.errors import EdgekdError
 from edgekd.models import create_model
 
@@ -155,6 +156,34 @@ def test_cached_teacher_targets_train_and_refuse_what_needs_the_teacher_every_ba
     for bad in ({"mix": "mixup"}, {"method": "kd+at"}):  # refused before any work, with the flag that fixes it
         with pytest.raises(EdgekdError, match="--teacher-targets online"):
             resolve_config("cpu", overrides=bad)
+
+
+@pytest.mark.parametrize("level", [1, 2])
+def test_teacher_tta_targets_are_the_teachers_augmented_logits_cached_or_online(level):
+    torch.manual_seed(0)
+    teacher = create_model("airbench", num_classes=3, width_mult=0.25).eval()
+    data, mean, std = _tiny_set(), [0.5] * 3, [0.25] * 3
+    cache = mirror_logits(teacher, data, mean, std, torch.device("cpu"), "off", show_progress=False, tta=level)
+    plain = mirror_logits(teacher, data, mean, std, torch.device("cpu"), "off", show_progress=False)
+    x = normalize(torch.from_numpy(data.images).permute(0, 3, 1, 2).float() / 255, mean, std)
+    with torch.no_grad():
+        assert torch.allclose(cache[:, 0], tta_logits(teacher, x, level), atol=1e-5)
+        assert torch.allclose(cache[:, 1], tta_logits(teacher, x.flip(-1), level), atol=1e-5)
+        if level == 1:  # the mirror ensemble: the mean of the plain cache's two columns, whichever view is seen
+            assert torch.allclose(cache[:, 0], plain.mean(1), atol=1e-5)
+        assert not torch.allclose(cache[:, 0], plain[:, 0], atol=1e-3)
+        # online (and IG-overlaid images under a cache) take the same augmented logits of the batch
+        assert torch.allclose(teacher_logits(teacher, x, chunk=5, tta=level), tta_logits(teacher, x, level), atol=1e-5)
+    kd = LossConfig(weights={"ce": 0.5, "kd": 0.5}, params={"temperature": 2.0})
+    for targets in ("cached", "online"):
+        result = train(create_model("airbench", num_classes=3, width_mult=0.25), _tiny_set(32), _tiny_set(32), mean,
+                       std, TrainConfig(epochs=1, batch_size=16, teacher_targets=targets, teacher_tta=level, loss=kd,
+                                        precise_bn_images=0), teacher=teacher, show_progress=False)
+        assert np.isfinite(result.history[0]["train_kd"]) and result.history[0]["train_kd"] > 0
+    with pytest.raises(EdgekdError, match="teacher_tta"):
+        resolve_config("cpu", overrides={"teacher_tta": 3})
+    with pytest.raises(EdgekdError, match="teacher_tta"):
+        resolve_config("cpu", overrides={"teacher_tta": 1, "method": "kd+at", "teacher_targets": "online"})
 
 
 def test_ce_with_mixed_labels():

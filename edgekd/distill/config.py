@@ -85,6 +85,10 @@ class CompressConfig:
     # online: the teacher scores every batch the student sees (function matching); cached: it scores each
     # training image and its mirror once and only IG-overlaid images online (KD without the teacher's pass)
     teacher_targets: str = "online"
+    # KD's targets are the teacher's test-time-augmented logits: 0 its view of the image, 1 the mean over the image
+    # and its mirror, 2 also over ±1 px translations (a more accurate teacher for the price of more teacher passes:
+    # free with cached targets at 1, which score the mirror anyway)
+    teacher_tta: int = 0
     epochs: int = 5
     batch_size: int = 0  # 0 = the recipe's own: plain 64; fast airbench's 1024 (smaller for small sets)
     lr: float = 1e-3
@@ -177,7 +181,7 @@ RANGES = {
     "ig_steps": (0, None, False), "ig_tolerance": (0, None, True), "ig_internal_batch": (1, None, False), "calib_images": (1, None, False),
     "lr": (0, None, True), "lr_scale": (0, None, False), "teacher_lr": (0, None, True), "weight_decay": (0, None, False),
     "teacher_weight_decay": (0, None, False), "val_fraction": (0, 1, True), "train_fraction": (0, 1, True),
-    "ig_p": (0, 1, False), "alpha": (0, 1, False), "temperature": (0, None, True), "gamma": (0, None, False),
+    "ig_p": (0, 1, False), "teacher_tta": (0, 2, False), "alpha": (0, 1, False), "temperature": (0, None, True), "gamma": (0, None, False),
     "label_smoothing": (0, 1, False), "teacher_label_smoothing": (-1, 1, False), "cf": (1, None, False), "early_width": (0, None, True),
     "train_subset": (0, None, False), "teacher_subset": (0, None, False), "precise_bn_images": (0, None, False),
     "val_subset": (0, None, False), "mix_alpha": (0, None, True),
@@ -243,6 +247,9 @@ def validate(cfg: CompressConfig) -> CompressConfig:
     if cfg.teacher_targets == "cached" and (cfg.mix != "none" or "at" in parse_method(cfg.method)):
         raise EdgekdError(f"teacher_targets = cached cannot serve {'mix = ' + cfg.mix if cfg.mix != 'none' else 'attention transfer'}"
                           ": the teacher must score every batch", "add --teacher-targets online (teacher_targets = \"online\")")
+    if cfg.teacher_tta and "at" in parse_method(cfg.method):
+        raise EdgekdError("teacher_tta cannot serve attention transfer: it matches the teacher's features of the "
+                          "student's own view", "use teacher_tta = 0 (--teacher-tta 0) with at")
     if not (cfg.device in ("auto", "cpu", "cuda") or cfg.device.startswith("cuda:")):
         raise EdgekdError(f"unknown device {cfg.device!r}", "use auto, cpu, cuda or cuda:N")
     if not (cfg.at_pairs == "auto" or isinstance(cfg.at_pairs, list)):

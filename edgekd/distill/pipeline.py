@@ -409,7 +409,8 @@ def _compress(cfg, out: Path, show_progress, log, teacher_module, student_module
         # what the student was trained with (the fast recipe sets its own batch, lr and schedule)
         "hyperparameters": {"recipe": cfg.recipe,
                             **{k: getattr(train_cfg, k) for k in ("epochs", "batch_size", "lr", "optimizer", "schedule",
-                                                                  "weight_decay", "mix", "teacher_targets")},
+                                                                  "weight_decay", "mix", "teacher_targets",
+                                                                  "teacher_tta")},
                             **{k: getattr(cfg, k) for k in ("alpha", "temperature", "gamma", "label_smoothing", "ig_p",
                                                             "cf", "early_width", "amp", "loss_weights", "student_init")},
                             "ig_steps": ig_info["n_steps"] if ig_info else cfg.ig_steps},

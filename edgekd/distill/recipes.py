@@ -113,10 +113,12 @@ def student_train_config(cfg, n_images: int, from_teacher: bool | None = None) -
         return replace(tc, lr=tc.lr * fast_lr_scale(cfg, from_teacher), norm_bias_lr_scale=fast_overrides(cfg).get(
                            "norm_bias_lr_scale", tc.norm_bias_lr_scale),
                        loss=loss_config(cfg), ig_p=cfg.ig_p, mix=cfg.mix, mix_alpha=cfg.mix_alpha,
-                       teacher_targets=cfg.teacher_targets, precise_bn_images=cfg.precise_bn_images, sync_bn=cfg.sync_bn,
+                       teacher_targets=cfg.teacher_targets, teacher_tta=cfg.teacher_tta,
+                       precise_bn_images=cfg.precise_bn_images, sync_bn=cfg.sync_bn,
                        init_from_data=not from_teacher)
     return TrainConfig(epochs=cfg.epochs, batch_size=plain_batch_size(cfg), lr=cfg.lr, optimizer=cfg.optimizer,
                        weight_decay=cfg.weight_decay, schedule=cfg.schedule, seed=cfg.seed, ig_p=cfg.ig_p,
-                       mix=cfg.mix, mix_alpha=cfg.mix_alpha, teacher_targets=cfg.teacher_targets, loss=loss_config(cfg),
+                       mix=cfg.mix, mix_alpha=cfg.mix_alpha, teacher_targets=cfg.teacher_targets, teacher_tta=cfg.teacher_tta,
+                       loss=loss_config(cfg),
                        precise_bn_images=cfg.precise_bn_images, amp=cfg.amp, sync_bn=cfg.sync_bn,
                        init_from_data=not from_teacher)

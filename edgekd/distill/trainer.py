@@ -67,6 +67,9 @@ class TrainConfig:
     # those logits (the ±crop_pad translation is the only difference from the student's view) and only
     # IG-overlaid or mixed images are scored online. On a CPU the teacher's pass is ~40 % of a KD step.
     teacher_targets: str = "online"
+    # The targets are the teacher's test-time-augmented logits (tta_logits' levels): 1 averages the image and its
+    # mirror, which the cache scores anyway, so a cached flip ensemble costs nothing per step.
+    teacher_tta: int = 0
     # Recompute BatchNorm statistics on this many training images before each validation.
     # In short schedules the running averages lag far behind the weights (seen here: 9 % in
     # eval mode vs 34 % with recomputed statistics after 2 epochs on digits).
@@ -291,8 +294,9 @@ def get_batch(train_set: ImageSet, idx: np.ndarray, cfg: TrainConfig, generator:
 
 @torch.no_grad()
 def mirror_logits(teacher: nn.Module, train_set: ImageSet, mean, std, device: torch.device, amp: str,
-                  show_progress: bool = True, batch_size: int = 256) -> torch.Tensor:
-    """The teacher's logits of every training image (``[:, 0]``) and its mirror (``[:, 1]``), float32."""
+                  show_progress: bool = True, batch_size: int = 256, tta: int = 0) -> torch.Tensor:
+    """The teacher's logits of every training image (``[:, 0]``) and its mirror (``[:, 1]``), float32; with
+    ``tta``, its test-time-augmented logits of each (at level 1 the two are the same mean)."""
     from rich.progress import Progress
 
     teacher.eval()
@@ -302,31 +306,35 @@ def mirror_logits(teacher: nn.Module, train_set: ImageSet, mean, std, device: to
         for images, _ in train_set.batches(batch_size):
             x = to_input(images, mean, std, device)
             with _autocast(device, amp):
-                both = torch.stack([teacher(x), teacher(x.flip(-1))], 1)
+                if tta == 1:
+                    mean_of_both = tta_logits(teacher, x, 1)
+                    both = torch.stack([mean_of_both, mean_of_both], 1)
+                else:
+                    both = torch.stack([tta_logits(teacher, x, tta), tta_logits(teacher, x.flip(-1), tta)], 1)
             out.append(both.float())
             progress.advance(task, len(images))
     return torch.cat(out)
 
 
 def cached_teacher_logits(teacher: nn.Module, cache: torch.Tensor, idx: np.ndarray, batch: Batch,
-                          x: torch.Tensor) -> torch.Tensor:
+                          x: torch.Tensor, tta: int = 0) -> torch.Tensor:
     """Targets of a batch from the mirror cache; images the cache has not seen (IG-overlaid) scored online."""
     which = batch.flipped.long() if batch.flipped is not None else torch.zeros(len(idx), dtype=torch.long)
     t = cache[torch.from_numpy(idx).to(cache.device), which.to(cache.device)].to(x.device)
     if batch.overlaid is not None and batch.overlaid.any():
         fresh = batch.overlaid.to(x.device)
-        t[fresh] = teacher_logits(teacher, x[fresh]).float()
+        t[fresh] = teacher_logits(teacher, x[fresh], tta=tta).float()
     return t
 
 
 @torch.no_grad()
-def teacher_logits(teacher: nn.Module, x: torch.Tensor, chunk: int = 256) -> torch.Tensor:
-    """The teacher's logits of the batch the student sees. On a CPU in chunks of ``chunk`` (0: one pass): the same
-    logits (the teacher is in eval mode), about 1.3× faster than one 1024-image pass of the airbench teacher on
-    2 cores (cache; benchmarks/students_converged.md)."""
+def teacher_logits(teacher: nn.Module, x: torch.Tensor, chunk: int = 256, tta: int = 0) -> torch.Tensor:
+    """The teacher's logits of the batch the student sees (test-time-augmented at level ``tta``). On a CPU in chunks
+    of ``chunk`` (0: one pass): the same logits (the teacher is in eval mode), about 1.3× faster than one
+    1024-image pass of the airbench teacher on 2 cores (cache; benchmarks/students_converged.md)."""
     if x.device.type != "cpu" or not chunk or len(x) <= chunk:
-        return teacher(x)
-    return torch.cat([teacher(x[lo : lo + chunk]) for lo in range(0, len(x), chunk)])
+        return tta_logits(teacher, x, tta)
+    return torch.cat([tta_logits(teacher, x[lo : lo + chunk], tta) for lo in range(0, len(x), chunk)])
 
 
 def mix_batch(x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig, generator: torch.Generator
@@ -421,6 +429,11 @@ def train(
     pairs = at_pairs if cfg.loss.needs_features else []
     if cfg.teacher_targets not in ("online", "cached"):
         raise EdgekdError(f"unknown teacher_targets {cfg.teacher_targets!r}", "use online or cached")
+    if cfg.teacher_tta not in (0, 1, 2):
+        raise EdgekdError(f"unknown teacher_tta {cfg.teacher_tta!r}", "use 0 (none), 1 (mirror) or 2 (mirror and ±1 px)")
+    if cfg.teacher_tta and pairs:
+        raise EdgekdError("attention transfer matches the teacher's features of the student's own view: it cannot "
+                          "take test-time-augmented targets", "use teacher_tta = 0 with attention transfer")
     cache_targets = cfg.teacher_targets == "cached" and cfg.loss.needs_teacher
     if cache_targets and (pairs or cfg.mix != "none"):
         raise EdgekdError("cached teacher targets hold logits of whole, unmixed images only: attention transfer "
@@ -489,8 +502,8 @@ def train(
                                                   broadcast_buffers=True)
 
     started = time.perf_counter()
-    target_cache = (mirror_logits(teacher, train_set, mean, std, device, amp, show_progress) if cache_targets
-                    else None)
+    target_cache = (mirror_logits(teacher, train_set, mean, std, device, amp, show_progress, tta=cfg.teacher_tta)
+                    if cache_targets else None)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
                TimeElapsedColumn(), TimeRemainingColumn())
     try:
@@ -517,10 +530,10 @@ def train(
                         logits = model(x)
                         t_logits = None
                         if target_cache is not None:
-                            t_logits = cached_teacher_logits(teacher, target_cache, idx, batch, x)
+                            t_logits = cached_teacher_logits(teacher, target_cache, idx, batch, x, cfg.teacher_tta)
                         elif teacher is not None:
                             # feature taps record one forward pass: with attention transfer, one pass
-                            t_logits = teacher_logits(teacher, x, chunk=0 if pairs else 256)
+                            t_logits = teacher_logits(teacher, x, chunk=0 if pairs else 256, tta=cfg.teacher_tta)
                     inputs = LossInputs(y, logits, t_logits, s_taps.take() if pairs else [],
                                         t_taps.take() if pairs else [],
                                         mixed_labels=mixed[0].to(device) if mixed else None,
