@@ -295,3 +295,14 @@ def test_cli_user_errors_are_one_line(models):
     assert res.exit_code == 2 and "unknown device" in res.output and "Traceback" not in res.output
     res = CliRunner().invoke(app, ["bench", str(models["onnx"]), "--pin", "x"])
     assert res.exit_code == 2 and "--pin takes comma-separated integers" in res.output
+
+
+def test_machine_record_tells_cpus_of_one_name_apart():
+    from edgekd.utils.system import KERNEL_FLAGS, machine_record
+
+    sig = machine_record()["cpu_signature"]
+    assert set(sig["kernel_flags"]) <= set(KERNEL_FLAGS)
+    info = Path("/proc/cpuinfo").read_text()
+    if "cpu family" in info:  # x86: family and model numbers, and whether AVX2 kernels can run
+        assert sig["family"].isdigit() and sig["model"].isdigit()
+        assert ("avx2" in sig["kernel_flags"]) == (" avx2" in info)

@@ -144,14 +144,15 @@ PRESETS: dict[str, dict[str, Any]] = {
     # by IG's completeness error, an airbench ×0.5 student (0.5 M parameters, ≥ 6× the teacher's speed).
     # The student starts from the teacher's most useful channels (student_init, edgekd.models.prune) and is
     # fine-tuned at FROM_TEACHER's fraction of airbench's rate (edgekd.distill.recipes): after 8 epochs of KD it
-    # is 1.3 pp ahead of one started at random on validation; at 24 epochs the two are level (2 seeds against the
-    # random start's 28 epochs), in 26–27 min instead of 28.6–30.3. The teacher scores each image and its mirror
-    # once and every IG-overlaid image online (teacher_targets cached): an epoch with IG overlays takes ~37 s
-    # instead of ~60 s, at a validation cost within one seed's noise (8-epoch KD: 91.42 vs 91.66 %). 24 epochs
-    # leave ~3 minutes of the half hour for a slower machine (IG ~8.5 min + cache 0.8 + 24 × ~38 s + export 1.3).
-    # KD weight α 0.8 and T 2 were chosen on validation among T 1 / 2 / 4 at α 0.5 and α 0.8 at T 2 (8-epoch
-    # runs). QAT is off: its ~2.5 min (benchmarks/qat.md) do not fit the half hour, and on these students it did
-    # not beat post-training INT8 on test; `edgekd export OUT/student.pt --qat on` applies it afterwards.
+    # is 1.3 pp ahead of one started at random on validation; at 24 epochs the two are level (3 seeds each, 92.28 %
+    # test against the random start's 28 epochs), in 25–27 min instead of 28.6–30.3. The teacher scores each image
+    # and its mirror once and every IG-overlaid image online (teacher_targets cached): an epoch with IG overlays takes
+    # ~37 s instead of ~60 s, at a validation cost within one seed's noise (8-epoch KD: 91.42 vs 91.66 %). 24 epochs
+    # leave ~3 minutes of the half hour for a slower machine (IG ~8.5 min + cache 0.8 + 24 × ~38 s + export 1.3). KD
+    # weight α 0.8 and T 2 were chosen on validation among T 1 / 2 / 4 at α 0.5 and α 0.8 at T 2 (8-epoch runs); the
+    # teacher's mirror ensemble as targets (teacher_tta 1) did not beat its own logits there. QAT is off: its ~2.5 min
+    # (benchmarks/qat.md) do not fit the half hour, and on these students it did not beat post-training INT8 on test;
+    # `edgekd export OUT/student.pt --qat on` applies it afterwards.
     "cpu": dict(
         teacher_arch="airbench", teacher_recipe="auto", teacher_epochs=12, recipe="fast", epochs=24,
         teacher_targets="cached", student_arch="airbench_x0_5", student_init="auto", method="kd+ig", alpha=0.8,

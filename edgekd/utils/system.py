@@ -23,9 +23,32 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+# Instruction-set extensions that change which kernels PyTorch, ONNX Runtime and LiteRT run (bf16 autocast, INT8 dot
+# products), so two machines with the same model name ("AMD EPYC") can be told apart in a record
+KERNEL_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8", "asimddp", "i8mm",
+                "bf16", "sve")
+
+
+def cpu_signature() -> dict:
+    """x86 family/model/stepping and the kernel-relevant flags from /proc/cpuinfo ({} where it is not readable)."""
+    fields: dict[str, str] = {}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if ":" in line:
+                key, value = (t.strip() for t in line.split(":", 1))
+                fields.setdefault(key.lower(), value)
+    except OSError:
+        return {}
+    flags = set((fields.get("flags") or fields.get("features") or "").split())
+    ident = {k.replace("cpu ", ""): fields[k] for k in ("cpu family", "model", "stepping", "cpu part") if
+             k in fields and fields[k].removeprefix("0x").isalnum()}
+    return {**ident, "kernel_flags": [f for f in KERNEL_FLAGS if f in flags]}
+
+
 def machine_record() -> dict:
     return {
         "cpu": cpu_model(),
+        "cpu_signature": cpu_signature(),
         "cores": os.cpu_count(),
         "arch": platform.machine(),
         "bits": struct.calcsize("P") * 8,
