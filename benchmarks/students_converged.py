@@ -145,8 +145,10 @@ def part_curve(archs: list[str], methods: list[str], epochs: list[int], seed: in
         for method in methods:
             suffix, flags = _targets(method, targets)
             for e in epochs:
+                # the curve trains from scratch: the preset would start an airbench student from the teacher
                 _run(f"{arch}-{method}{suffix}-e{e}-s{seed}", ["--student-arch", arch, "--method", method, "--epochs",
-                                                                str(e), "--seed", str(seed), "--no-export", *flags], data)
+                                                                str(e), "--seed", str(seed), "--student-init", "random",
+                                                                "--no-export", *flags], data)
 
 
 def part_tune(arch: str, epochs: int, temperatures: list[float], alphas: list[float], seed: int, data: str,

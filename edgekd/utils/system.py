@@ -30,7 +30,8 @@ KERNEL_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "am
 
 
 def cpu_signature() -> dict:
-    """x86 family/model/stepping and the kernel-relevant flags from /proc/cpuinfo ({} where it is not readable)."""
+    """The CPU's x86 family/model/stepping (Arm: its part number) and kernel-relevant flags from /proc/cpuinfo ({}
+    where it is not readable)."""
     fields: dict[str, str] = {}
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
