@@ -410,7 +410,8 @@ def part_report() -> None:
                           f"{_mean_sd([r['timings']['total_s'] / 60 for r in group])} min."]
         lines += [""]
     tune = {k: r for k, r in records.items() if k.startswith("tune-") or
-            (r["arch"] == "airbench_x0_5" and r["method"] == "kd" and r["epochs"] == 8 and not k.startswith(("ship-", "init-", "targets-", "candidate-")))}
+            (r["arch"] == "airbench_x0_5" and r["method"] == "kd" and r["epochs"] == 8
+             and not k.startswith(NOT_CURVE))}
     if len(tune) > 1:
         lines += ["## KD's temperature, weight and batch, chosen on validation", "",
                   "`python benchmarks/students_converged.py --part tune --epochs 8 --temperatures 1,2,4` (and "
