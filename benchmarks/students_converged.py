@@ -40,8 +40,9 @@ OUT = HERE / "students_converged"
 RUNS = ROOT / "runs" / "converged"
 
 
-def _load() -> dict:
-    p = OUT / "runs.json"
+def _load(name: str = "runs.json") -> dict:
+    """One of this benchmark's JSON files (the run records by default), empty before its first run."""
+    p = OUT / name
     return json.loads(p.read_text()) if p.exists() else {}
 
 
@@ -219,7 +220,7 @@ def part_tta() -> None:
     from edgekd.models.sources import load_model
 
     torch.set_num_threads(2)
-    out = json.loads((OUT / "tta.json").read_text()) if (OUT / "tta.json").exists() else {}
+    out = _load("tta.json")
     data = None
     for k, r in _load().items():
         weights = RUNS / k / "student.pt"
@@ -228,7 +229,8 @@ def part_tta() -> None:
         if not weights.is_file():
             print(f"{k}: student.pt is not on this machine; left out")
             continue
-        data = data or load_dataset(DATA, show_progress=False)
+        if data is None:
+            data = load_dataset(DATA, show_progress=False)
         model = load_model(weights, role="student").model.eval()
         out[k] = {"seed": r["seed"], **{f"tta{level}": evaluate(model, data.test, data.mean, data.std, tta=level)
                                          for level in (0, 1, 2)}}
@@ -237,10 +239,9 @@ def part_tta() -> None:
 
 
 def _tta_lines() -> list[str]:
-    p = OUT / "tta.json"
-    if not p.exists():
+    scores = _load("tta.json")
+    if not scores:
         return []
-    scores = json.loads(p.read_text())
     speeds = [v for k, v in _speedups().items() if k in scores]
     cost = (f" (here {min(speeds):.1f}× single view, {min(speeds) / 2:.1f}× with the mirror)" if speeds else "")
     lines = ["## The shipped students with test-time augmentation (reported, not chosen on)", "",
@@ -303,7 +304,7 @@ def part_teacher(label_smoothing: float, epochs: int = 16, seed: int = 0, data: 
     smoothing, for `--part tune --teacher`: `edgekd train-teacher`, resumable; recorded in teachers.json."""
     name = f"teacher-ls{label_smoothing:g}-e{epochs}-s{seed}"
     out = RUNS / name
-    teachers = json.loads((OUT / "teachers.json").read_text()) if (OUT / "teachers.json").exists() else {}
+    teachers = _load("teachers.json")
     if name not in teachers:
         cmd = ["edgekd", "train-teacher", "--preset", "cpu", "--data", data, "--teacher-arch", "airbench", "--recipe",
                "fast", "--teacher-epochs", str(epochs), "--label-smoothing", str(label_smoothing), "--seed", str(seed),
@@ -502,7 +503,7 @@ def _teacher_accuracy(name: str, tta: int) -> float | None:
 
         acc = next(e for e in SHIPPED if e["arch"] == "airbench")["accuracy_percent"]
         return {0: acc.get("test"), 1: acc.get("test_flip_tta"), 2: acc.get("test_flip_translate_tta")}[tta]
-    teachers = json.loads((OUT / "teachers.json").read_text()) if (OUT / "teachers.json").exists() else {}
+    teachers = _load("teachers.json")
     info = teachers.get(name, {})
     return {0: info.get("test_acc"), 1: info.get("test_acc_flip_tta")}.get(tta)
 
@@ -545,7 +546,7 @@ def _targets_lines(records: dict) -> list[str]:
     winner = "the shipped teacher's own logits" if shipped_own else f"{_teacher_name(best)} at TTA {_tta(best)}"
     lines += ["", f"- Validation after {best['epochs']} epochs: {cells} %. Best: {winner}; the spread ({spread:.2f} pp) "
               f"is {verdict}."]
-    teachers = json.loads((OUT / "teachers.json").read_text()) if (OUT / "teachers.json").exists() else {}
+    teachers = _load("teachers.json")
     shipped_acc = (_teacher_accuracy("shipped", 0), _teacher_accuracy("shipped", 1))
     for name in sorted({_teacher_name(r) for r in screen.values()} - {"shipped"}):
         info = teachers.get(name)
@@ -741,7 +742,7 @@ def _reading(records: dict) -> list[str]:
             f"{r['hyperparameters']['batch_size']}: val {r['val_acc']:.2f} % ({r['timings']['student_s'] / 60:.1f} min)"
             for r in batches) + f" → the recipe keeps {best['hyperparameters']['batch_size']}. Smaller steps cost no "
             "time on a CPU but bought nothing on validation.")
-    teachers = json.loads((OUT / "teachers.json").read_text()) if (OUT / "teachers.json").exists() else {}
+    teachers = _load("teachers.json")
     for name in sorted({_teacher_name(r) for r in other_teachers}):
         t = teachers.get(name, {})
         runs = sorted((r for r in other_teachers if _teacher_name(r) == name), key=lambda r: -r["hyperparameters"]["alpha"])
